@@ -1,0 +1,259 @@
+//! UTC time stamps: the format's `timestamp` field, the finer stamp in fmes
+//! file names, and a send clock that never repeats or goes back within one
+//! process (or one component instance), which keeps each sender's messages in order.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A UTC instant in nanoseconds since the Unix epoch (before 2262).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UtcNanos(pub u64);
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+impl UtcNanos {
+    pub fn from_system_time(time: SystemTime) -> Self {
+        let since = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        UtcNanos(since.as_nanos().min(u64::MAX as u128) as u64)
+    }
+
+    pub fn from_secs(secs: u64) -> Self {
+        UtcNanos(secs.saturating_mul(NANOS_PER_SEC))
+    }
+
+    fn split(self) -> (Civil, u32) {
+        let secs = self.0 / NANOS_PER_SEC;
+        (Civil::from_unix(secs), (self.0 % NANOS_PER_SEC) as u32)
+    }
+
+    /// The format's `timestamp` field: `YYYY-MM-DDTHH:MM:SSZ`.
+    pub fn timestamp(self) -> String {
+        let (c, _) = self.split();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second
+        )
+    }
+
+    /// The stamp in fmes file names: `YYYYmmdd_HHMMSS.nnnnnnnnnZ`. It starts
+    /// like the Python writer's `YYYYmmdd_HHMMSS` and sorts byte-wise in time order.
+    pub fn name_stamp(self) -> String {
+        let (c, nanos) = self.split();
+        format!(
+            "{:04}{:02}{:02}_{:02}{:02}{:02}.{:09}Z",
+            c.year, c.month, c.day, c.hour, c.minute, c.second, nanos
+        )
+    }
+
+    /// Parses a `timestamp` field.
+    pub fn parse_timestamp(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() != 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[19] != b'Z'
+        {
+            return None;
+        }
+        let civil = Civil {
+            year: digits(&b[0..4])?,
+            month: digits(&b[5..7])?,
+            day: digits(&b[8..10])?,
+            hour: digits(&b[11..13])?,
+            minute: digits(&b[14..16])?,
+            second: digits(&b[17..19])?,
+        };
+        civil.to_unix().map(Self::from_secs)
+    }
+
+    /// Parses a [`name_stamp`](Self::name_stamp) at the start of `text`.
+    pub fn parse_name_stamp(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() < 26 || b[8] != b'_' || b[15] != b'.' || b[25] != b'Z' {
+            return None;
+        }
+        let civil = Civil {
+            year: digits(&b[0..4])?,
+            month: digits(&b[4..6])?,
+            day: digits(&b[6..8])?,
+            hour: digits(&b[9..11])?,
+            minute: digits(&b[11..13])?,
+            second: digits(&b[13..15])?,
+        };
+        let nanos: u64 = digits(&b[16..25])?;
+        let secs = civil.to_unix()?;
+        Some(UtcNanos(
+            secs.checked_mul(NANOS_PER_SEC)?.checked_add(nanos)?,
+        ))
+    }
+}
+
+fn digits<T: TryFrom<u64>>(bytes: &[u8]) -> Option<T> {
+    let mut value: u64 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(b - b'0');
+    }
+    T::try_from(value).ok()
+}
+
+/// A calendar date and time of day, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Civil {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+}
+
+impl Civil {
+    /// Converts seconds since 1970 to a proleptic Gregorian date (the
+    /// days-to-civil computation on 400-year eras of 146,097 days).
+    fn from_unix(secs: u64) -> Civil {
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let z = days + 719_468; // days since 0000-03-01
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + u64::from(month <= 2)) as u32;
+        Civil {
+            year,
+            month,
+            day,
+            hour: (rem / 3_600) as u32,
+            minute: (rem % 3_600 / 60) as u32,
+            second: (rem % 60) as u32,
+        }
+    }
+
+    /// The inverse of [`from_unix`](Self::from_unix); `None` for an invalid
+    /// date or one before 1970.
+    fn to_unix(self) -> Option<u64> {
+        let Civil {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        } = self;
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let month_days = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if !(1..=12).contains(&month)
+            || day == 0
+            || day > month_days[month as usize - 1]
+            || hour > 23
+            || minute > 59
+            || second > 59
+            || year < 1970
+        {
+            return None;
+        }
+        let y = u64::from(year) - u64::from(month <= 2);
+        let era = y / 400;
+        let yoe = y % 400;
+        let m = u64::from(month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + u64::from(day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = (era * 146_097 + doe).checked_sub(719_468)?;
+        Some(days * 86_400 + u64::from(hour) * 3_600 + u64::from(minute) * 60 + u64::from(second))
+    }
+}
+
+static LAST_SEND: Mutex<u64> = Mutex::new(0);
+
+/// The time for a new message: the wall clock, but always later than the
+/// previous one this process handed out, so two sends never share a stamp
+/// and a sender's order survives a clock that is coarse or steps back.
+pub fn next_send_time(now: SystemTime) -> UtcNanos {
+    let now = UtcNanos::from_system_time(now).0;
+    let mut last = LAST_SEND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let next = now.max(*last + 1);
+    *last = next;
+    UtcNanos(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        let t = UtcNanos(1_700_000_000 * NANOS_PER_SEC + 42);
+        assert_eq!(t.timestamp(), "2023-11-14T22:13:20Z");
+        assert_eq!(t.name_stamp(), "20231114_221320.000000042Z");
+        assert_eq!(UtcNanos(0).timestamp(), "1970-01-01T00:00:00Z");
+        // A leap day.
+        assert_eq!(
+            UtcNanos::from_secs(951_782_400).timestamp(),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        // Every day over several centuries, at a few times of day.
+        let mut secs = 0u64;
+        while secs < 13_000_000_000 {
+            let t = UtcNanos(secs * NANOS_PER_SEC + 123_456_789);
+            assert_eq!(UtcNanos::parse_name_stamp(&t.name_stamp()), Some(t));
+            assert_eq!(
+                UtcNanos::parse_timestamp(&t.timestamp()),
+                Some(UtcNanos::from_secs(secs))
+            );
+            secs += 86_400 * 7 + 3_599;
+        }
+    }
+
+    #[test]
+    fn rejects_bad_stamps() {
+        for bad in [
+            "2024-02-30T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-01-01T24:00:00Z",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T00:00:00",
+            "1969-12-31T23:59:59Z",
+            "２０２４-01-01T00:00:00Z",
+        ] {
+            assert_eq!(UtcNanos::parse_timestamp(bad), None, "{bad}");
+        }
+        assert_eq!(UtcNanos::parse_name_stamp("20240101_120000_claude"), None);
+    }
+
+    #[test]
+    fn send_times_strictly_increase() {
+        let now = SystemTime::now();
+        let a = next_send_time(now);
+        let b = next_send_time(now);
+        let c = next_send_time(now - Duration::from_secs(3600));
+        assert!(a < b && b < c);
+    }
+}

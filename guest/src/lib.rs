@@ -1,0 +1,21 @@
+//! The F-MES queue: every operation of the format (FORMAT.md) over a small
+//! file-system trait.
+//!
+//! The same code runs natively (unit tests, the native baseline) and as the
+//! `wasm32-wasip2` component that the `fmes` host runs in a sandbox, where
+//! its only reachable directory is the preopen `/_COMM`.
+
+pub mod clock;
+pub mod error;
+pub mod fs;
+pub mod message;
+pub mod names;
+pub mod queue;
+
+#[cfg(target_family = "wasm")]
+mod component;
+
+pub use error::QueueError;
+pub use fs::{FileSystem, StdFs};
+pub use message::Message;
+pub use queue::{CleanupReport, MalformedFile, Queue, Received, SendRequest};

@@ -1,0 +1,559 @@
+//! The queue operations, over any [`FileSystem`].
+
+use std::io::ErrorKind;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::clock::next_send_time;
+use crate::error::QueueError;
+use crate::fs::{EntryKind, FileSystem, ReadOutcome};
+use crate::message::{self, Message, NewMessage, OrderKey};
+use crate::names::{self, ARCHIVE_DIR};
+
+/// Default payload limit: 1 MiB of JSON text.
+pub const DEFAULT_MAX_PAYLOAD: u64 = 1024 * 1024;
+/// Type of a message sent without one.
+pub const DEFAULT_TYPE: &str = "TASK";
+/// Priority of a message sent without one.
+pub const DEFAULT_PRIORITY: u8 = 5;
+/// Type of a broadcast sent without one.
+pub const DEFAULT_BROADCAST_TYPE: &str = "ALERT";
+/// Priority of every broadcast copy.
+pub const BROADCAST_PRIORITY: u8 = 1;
+/// A temporary file younger than this may be a write in progress.
+pub const TEMPORARY_GRACE: Duration = Duration::from_secs(600);
+/// Largest message file a reader accepts: the largest payload any sender
+/// can configure is far below this, and it bounds the memory one hostile
+/// file can take.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Attempts at a fresh name before giving up, should names keep colliding.
+const NAME_ATTEMPTS: usize = 16;
+
+/// What to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRequest {
+    pub from: String,
+    pub to: String,
+    pub message_type: Option<String>,
+    pub priority: Option<u8>,
+    /// JSON text of the body.
+    pub payload: String,
+    pub max_payload_bytes: Option<u64>,
+}
+
+impl SendRequest {
+    /// A request with the default type (`TASK`), priority (5) and payload limit (1 MiB).
+    pub fn new(from: impl Into<String>, to: impl Into<String>, payload: impl Into<String>) -> Self {
+        SendRequest {
+            from: from.into(),
+            to: to.into(),
+            message_type: None,
+            priority: None,
+            payload: payload.into(),
+            max_payload_bytes: None,
+        }
+    }
+
+    /// The same request with a message type.
+    pub fn with_type(mut self, message_type: impl Into<String>) -> Self {
+        self.message_type = Some(message_type.into());
+        self
+    }
+
+    /// The same request with a priority.
+    pub fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+}
+
+/// A file in a mailbox that could not be read as a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedFile {
+    pub file: String,
+    pub reason: String,
+}
+
+/// The result of [`Queue::receive`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Received {
+    pub messages: Vec<Message>,
+    pub malformed: Vec<MalformedFile>,
+}
+
+/// The result of [`Queue::cleanup`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    pub archived: u32,
+    pub removed_temporary: u32,
+}
+
+/// The F-MES queue rooted at a `_COMM` folder.
+pub struct Queue<F> {
+    fs: F,
+}
+
+impl<F: FileSystem> Queue<F> {
+    pub fn new(fs: F) -> Self {
+        Queue { fs }
+    }
+
+    /// Creates `ARCHIVE/` and the agents' mailboxes (the Python defaults when
+    /// `agents` is empty); returns the agents whose mailbox was created.
+    pub fn init(&self, agents: &[String]) -> Result<Vec<String>, QueueError> {
+        let defaults: Vec<String>;
+        let agents = if agents.is_empty() {
+            defaults = names::DEFAULT_AGENTS
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            &defaults
+        } else {
+            agents
+        };
+        for agent in agents {
+            names::check_agent(agent)?;
+        }
+        self.ensure_dir(ARCHIVE_DIR)?;
+        let mut created = Vec::new();
+        for agent in agents {
+            if self.ensure_dir(&names::mailbox_dir(agent))? {
+                created.push(agent.clone());
+            }
+        }
+        Ok(created)
+    }
+
+    /// Agents with a mailbox, lower-case, sorted.
+    pub fn agents(&self) -> Result<Vec<String>, QueueError> {
+        let entries = self
+            .fs
+            .list("")
+            .map_err(|e| QueueError::io("list", "", e))?;
+        let mut agents: Vec<String> = entries
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::Dir)
+            .filter_map(|e| names::agent_of_mailbox(&e.name))
+            .collect();
+        agents.sort();
+        agents.dedup();
+        Ok(agents)
+    }
+
+    /// Writes one message; see the WIT `send`.
+    pub fn send(&self, request: &SendRequest) -> Result<Message, QueueError> {
+        names::check_agent(&request.from)?;
+        names::check_agent(&request.to)?;
+        let message_type = request.message_type.as_deref().unwrap_or(DEFAULT_TYPE);
+        names::check_type(message_type)?;
+        let priority = request.priority.unwrap_or(DEFAULT_PRIORITY);
+        if !(1..=9).contains(&priority) {
+            return Err(QueueError::InvalidPriority(priority));
+        }
+        let payload = parse_payload(&request.payload, request.max_payload_bytes)?;
+        let mailbox = self.mailbox(&request.to)?;
+        self.publish(
+            &mailbox,
+            &request.from,
+            &request.to,
+            message_type,
+            priority,
+            payload,
+        )
+    }
+
+    /// Sends a copy to every other agent; see the WIT `broadcast`.
+    pub fn broadcast(
+        &self,
+        from: &str,
+        message_type: Option<&str>,
+        payload: &str,
+        max_payload_bytes: Option<u64>,
+    ) -> Result<Vec<Message>, QueueError> {
+        names::check_agent(from)?;
+        let message_type = message_type.unwrap_or(DEFAULT_BROADCAST_TYPE);
+        names::check_type(message_type)?;
+        let payload = parse_payload(payload, max_payload_bytes)?;
+        let mut sent = Vec::new();
+        for agent in self.agents()? {
+            if agent.eq_ignore_ascii_case(from) {
+                continue;
+            }
+            let mailbox = names::mailbox_dir(&agent);
+            sent.push(self.publish(
+                &mailbox,
+                from,
+                &agent,
+                message_type,
+                BROADCAST_PRIORITY,
+                payload.clone(),
+            )?);
+        }
+        Ok(sent)
+    }
+
+    /// Reads waiting messages in delivery order; see the WIT `receive`.
+    pub fn receive(
+        &self,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Received, QueueError> {
+        names::check_agent(agent)?;
+        if let Some(t) = message_type {
+            names::check_type(t)?;
+        }
+        let mailbox = self.mailbox(agent)?;
+        let entries = self
+            .fs
+            .list(&mailbox)
+            .map_err(|e| QueueError::io("list", &mailbox, e))?;
+
+        let mut received = Received::default();
+        // fmes names carry their order key; other files must be read for it.
+        let mut by_name: Vec<OrderKey> = Vec::new();
+        let mut read_early: Vec<(OrderKey, Message)> = Vec::new();
+        for entry in entries {
+            if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
+                continue;
+            }
+            if entry.kind != EntryKind::File {
+                received.malformed.push(MalformedFile {
+                    reason: not_a_file_reason(entry.kind),
+                    file: entry.name,
+                });
+                continue;
+            }
+            match message::key_from_fmes_name(&entry.name) {
+                Some(key) => by_name.push(key),
+                None => match self.read_message(&mailbox, &entry.name) {
+                    Some(Ok((message, key))) => read_early.push((key, message)),
+                    Some(Err(bad)) => received.malformed.push(bad),
+                    None => {}
+                },
+            }
+        }
+
+        // Merge both kinds in delivery order, reading fmes-named files only
+        // as far as the limit needs.
+        let mut order: Vec<(OrderKey, Option<Message>)> = by_name
+            .into_iter()
+            .map(|k| (k, None))
+            .chain(read_early.into_iter().map(|(k, m)| (k, Some(m))))
+            .collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        let limit = limit.map_or(usize::MAX, |l| l as usize);
+        for (key, message) in order {
+            if received.messages.len() >= limit {
+                break;
+            }
+            let message = match message {
+                Some(message) => message,
+                None => match self.read_message(&mailbox, &key.file) {
+                    Some(Ok((message, _))) => message,
+                    Some(Err(bad)) => {
+                        received.malformed.push(bad);
+                        continue;
+                    }
+                    None => continue,
+                },
+            };
+            if message_type.is_none_or(|t| t == message.message_type) {
+                received.messages.push(message);
+            }
+        }
+        received.malformed.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(received)
+    }
+
+    /// Counts `*.json` entries in a mailbox; see the WIT `peek`.
+    pub fn peek(&self, agent: &str) -> Result<u32, QueueError> {
+        names::check_agent(agent)?;
+        let mailbox = self.mailbox(agent)?;
+        let entries = self
+            .fs
+            .list(&mailbox)
+            .map_err(|e| QueueError::io("list", &mailbox, e))?;
+        let count = entries
+            .iter()
+            .filter(|e| e.kind != EntryKind::Dir && names::looks_like_message(&e.name))
+            .count();
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    /// Moves a message into `ARCHIVE/`; see the WIT `archive`.
+    pub fn archive(&self, agent: &str, file: &str) -> Result<String, QueueError> {
+        names::check_agent(agent)?;
+        names::check_message_file(file)?;
+        let mailbox = self.mailbox(agent)?;
+        self.archive_from(&mailbox, file)
+    }
+
+    /// Archives old messages and removes stale temporary files; see the WIT `cleanup`.
+    pub fn cleanup(&self, max_age: Duration) -> Result<CleanupReport, QueueError> {
+        let now = SystemTime::now();
+        let mut report = CleanupReport::default();
+        for agent in self.agents()? {
+            let mailbox = names::mailbox_dir(&agent);
+            let entries = match self.fs.list(&mailbox) {
+                Ok(entries) => entries,
+                // The mailbox itself went away mid-sweep.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(QueueError::io("list", &mailbox, e)),
+            };
+            for entry in entries {
+                let is_message = names::looks_like_message(&entry.name);
+                let is_temporary = entry.name.ends_with(".tmp");
+                if entry.kind != EntryKind::File || !(is_message || is_temporary) {
+                    continue;
+                }
+                let path = format!("{mailbox}/{}", entry.name);
+                let modified = match self.fs.status(&path) {
+                    Ok(status) => status.modified,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(QueueError::io("inspect", &path, e)),
+                };
+                let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+                if is_message && age > max_age {
+                    match self.archive_from(&mailbox, &entry.name) {
+                        Ok(_) => report.archived += 1,
+                        Err(QueueError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                } else if is_temporary && age > TEMPORARY_GRACE {
+                    match self.fs.remove_file(&path) {
+                        Ok(()) => report.removed_temporary += 1,
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(QueueError::io("remove", &path, e)),
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The mailbox folder of a valid agent name, checked to exist.
+    fn mailbox(&self, agent: &str) -> Result<String, QueueError> {
+        let dir = names::mailbox_dir(agent);
+        match self.fs.status(&dir) {
+            Ok(status) if status.kind == EntryKind::Dir => Ok(dir),
+            Ok(status) => Err(QueueError::InvalidLayout(format!(
+                "{dir} is {}, not a mailbox folder",
+                describe_kind(status.kind)
+            ))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(QueueError::UnknownAgent {
+                name: agent.to_string(),
+                known: self.agents()?,
+            }),
+            Err(e) => Err(QueueError::io("inspect", &dir, e)),
+        }
+    }
+
+    /// Creates a directory unless it exists; true if this call created it.
+    fn ensure_dir(&self, dir: &str) -> Result<bool, QueueError> {
+        match self.fs.create_dir(dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => match self.fs.status(dir) {
+                Ok(status) if status.kind == EntryKind::Dir => Ok(false),
+                Ok(status) => Err(QueueError::InvalidLayout(format!(
+                    "{dir} is {}, not a folder",
+                    describe_kind(status.kind)
+                ))),
+                Err(e) => Err(QueueError::io("inspect", dir, e)),
+            },
+            Err(e) => Err(QueueError::io("create", dir, e)),
+        }
+    }
+
+    /// Writes a message under a temporary name, then gives it its final
+    /// name with a hard link, which fails rather than replace a file; a
+    /// reader never sees a partial message.
+    fn publish(
+        &self,
+        mailbox: &str,
+        from: &str,
+        to: &str,
+        message_type: &str,
+        priority: u8,
+        payload: Value,
+    ) -> Result<Message, QueueError> {
+        let new = NewMessage {
+            id: uuid_v4(),
+            from,
+            to,
+            message_type,
+            priority,
+            sent: next_send_time(SystemTime::now()),
+            payload,
+        };
+        let object = new.to_object();
+        let mut text = serde_json::to_string_pretty(&object)
+            .map_err(|e| QueueError::Io(format!("encode message: {e}")))?;
+        text.push('\n');
+
+        let mut attempt = 0;
+        let (file, temporary) = loop {
+            attempt += 1;
+            let file = new.file_name(&random_hex(4));
+            let temporary = format!("{mailbox}/{}.tmp", file.trim_end_matches(".json"));
+            match self.fs.write_new(&temporary, text.as_bytes()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
+                    continue;
+                }
+                Err(e) => return Err(QueueError::io("write", &temporary, e)),
+            }
+            match self.fs.link(&temporary, &format!("{mailbox}/{file}")) {
+                Ok(()) => break (file, temporary),
+                Err(e) => {
+                    let _ = self.fs.remove_file(&temporary);
+                    if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS {
+                        continue;
+                    }
+                    return Err(QueueError::io("publish", &format!("{mailbox}/{file}"), e));
+                }
+            }
+        };
+        // The message is published; a leftover temporary name would only be
+        // swept by cleanup, so a failure here is not the sender's problem.
+        let _ = self.fs.remove_file(&temporary);
+
+        Ok(Message {
+            id: new.id.clone(),
+            from: from.to_string(),
+            to: to.to_string(),
+            message_type: message_type.to_string(),
+            priority,
+            timestamp: new.sent.timestamp(),
+            payload: new.payload.to_string(),
+            file,
+            raw: object.to_string(),
+        })
+    }
+
+    /// Reads one message file; `None` if it vanished (another reader archived it).
+    fn read_message(
+        &self,
+        mailbox: &str,
+        file: &str,
+    ) -> Option<Result<(Message, OrderKey), MalformedFile>> {
+        let path = format!("{mailbox}/{file}");
+        let malformed = |reason: String| MalformedFile {
+            file: file.to_string(),
+            reason,
+        };
+        match self.fs.read(&path, MAX_FILE_BYTES) {
+            Ok(ReadOutcome::Bytes(bytes)) => Some(message::parse(file, &bytes).map_err(malformed)),
+            Ok(ReadOutcome::TooLarge) => Some(Err(malformed(format!(
+                "larger than {MAX_FILE_BYTES} bytes; not read"
+            )))),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => Some(Err(malformed(format!("cannot be read: {e}")))),
+        }
+    }
+
+    /// Moves `mailbox/file` into `ARCHIVE/` without replacing anything there.
+    fn archive_from(&self, mailbox: &str, file: &str) -> Result<String, QueueError> {
+        let source = format!("{mailbox}/{file}");
+        match self.fs.status(&source) {
+            Ok(status) if status.kind == EntryKind::Dir => {
+                return Err(QueueError::InvalidFileName(file.to_string()));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(QueueError::NotFound(format!(
+                    "{source} is not in the mailbox"
+                )));
+            }
+            Err(e) => return Err(QueueError::io("inspect", &source, e)),
+        }
+        self.ensure_dir(ARCHIVE_DIR)?;
+        let stem = file.trim_end_matches(".json");
+        let mut archived = file.to_string();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let target = format!("{ARCHIVE_DIR}/{archived}");
+            match self.fs.link(&source, &target) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
+                    archived = format!("{stem}_{}.json", &random_hex(3));
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(QueueError::NotFound(format!(
+                        "{source} is not in the mailbox"
+                    )));
+                }
+                Err(e) => return Err(QueueError::io("archive", &source, e)),
+            }
+        }
+        match self.fs.remove_file(&source) {
+            Ok(()) => Ok(archived),
+            Err(e) => {
+                // Another archiver moved it first: keep only its copy.
+                let _ = self.fs.remove_file(&format!("{ARCHIVE_DIR}/{archived}"));
+                if e.kind() == ErrorKind::NotFound {
+                    Err(QueueError::NotFound(format!(
+                        "{source} is not in the mailbox"
+                    )))
+                } else {
+                    Err(QueueError::io("remove", &source, e))
+                }
+            }
+        }
+    }
+}
+
+/// Checks a payload's size, then that it is JSON.
+fn parse_payload(payload: &str, max: Option<u64>) -> Result<Value, QueueError> {
+    let limit = max.unwrap_or(DEFAULT_MAX_PAYLOAD);
+    let size = payload.len() as u64;
+    if size > limit {
+        return Err(QueueError::PayloadTooLarge { size, limit });
+    }
+    serde_json::from_str(payload).map_err(|e| QueueError::InvalidPayload(e.to_string()))
+}
+
+fn describe_kind(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "a file",
+        EntryKind::Dir => "a folder",
+        EntryKind::Symlink => "a symbolic link",
+        EntryKind::Other => "a special file",
+    }
+}
+
+fn not_a_file_reason(kind: EntryKind) -> String {
+    format!("is {}, not a regular file; not read", describe_kind(kind))
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // Without randomness no unique id can be made; the host always provides it.
+    getrandom::fill(&mut bytes).expect("the host provides random bytes");
+    bytes
+}
+
+fn random_hex(bytes: usize) -> String {
+    random_bytes::<16>()[..bytes]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A random (version 4) UUID, lower-case and hyphenated.
+fn uuid_v4() -> String {
+    let mut b = random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

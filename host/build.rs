@@ -1,0 +1,112 @@
+//! Builds the guest crate as a `wasm32-wasip2` component with a nested cargo
+//! (its own target dir, so it never waits on the outer build's lock) and
+//! hands it to the host as `$OUT_DIR/fmes_queue.wasm`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest_dir.parent().unwrap().to_path_buf();
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
+    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    if !target_installed(&rustc) {
+        println!(
+            "cargo::error=the Rust target {TARGET} is not installed, and the fmes guest component is built for it. Install it with: rustup target add {TARGET}"
+        );
+        return;
+    }
+
+    let guest_target_dir = shared_target_dir(&out_dir).join("guest");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "fmes-queue",
+            "--target",
+            TARGET,
+        ])
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&guest_target_dir)
+        // The component needs no debug info; it only makes the artifact bigger.
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    // Settings meant for the outer (native) build must not leak into this one.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_TARGET_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build
+        .status()
+        .expect("run cargo to build the guest component");
+    if !status.success() {
+        println!(
+            "cargo::error=building the fmes guest component for {TARGET} failed; see the cargo output above"
+        );
+        return;
+    }
+
+    let built = guest_target_dir
+        .join(TARGET)
+        .join("release")
+        .join("fmes_queue.wasm");
+    let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("read {}: {e}", built.display()));
+    std::fs::write(out_dir.join("fmes_queue.wasm"), &bytes).expect("copy the component to OUT_DIR");
+    // A content hash names the compiled-artifact cache entry, so a changed
+    // component is never served from a stale cache.
+    println!("cargo:rustc-env=FMES_COMPONENT_HASH={:016x}", fnv1a(&bytes));
+}
+
+/// True if the standard library for the wasm target is installed for this rustc.
+fn target_installed(rustc: &std::ffi::OsStr) -> bool {
+    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+}
+
+/// The outer build's target directory (the one cargo marks with
+/// CACHEDIR.TAG), so debug and release builds share one guest build.
+fn shared_target_dir(out_dir: &Path) -> PathBuf {
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .unwrap_or(out_dir)
+        .to_path_buf()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,91 @@
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::Context;
+
+/// Archive messages older than an age, and remove temporary files that a
+/// crashed writer left behind (only ones older than ten minutes).
+///
+/// Age is the message file's modification time, as in the Python implementation.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  fmes cleanup                  archive messages older than 24 hours
+  fmes cleanup --max-age 30m
+  fmes cleanup --max-age 1h30m")]
+pub struct Args {
+    /// Age past which a message is archived: a number with a unit, s, m, h
+    /// or d, or several (1h30m).
+    #[arg(long, default_value = "24h", value_parser = parse_duration, value_name = "AGE")]
+    max_age: Duration,
+}
+
+/// Parses `90s`, `30m`, `24h`, `7d` and sums like `1h30m`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("{text:?} is not an age: use a number and a unit (s, m, h, d), such as 30m or 24h")
+    };
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3_600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let value: u64 = number.parse().map_err(|_| bad())?;
+        total = value
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || text.trim().is_empty() {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let report = context.open()?.cleanup(args.max_age)?;
+    let mut out = std::io::stdout().lock();
+    if context.json {
+        let line = serde_json::json!({
+            "archived": report.archived,
+            "removed_temporary": report.removed_temporary,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "archived {} messages older than {}s; removed {} stale temporary files",
+            report.archived,
+            args.max_age.as_secs(),
+            report.removed_temporary
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ages() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "24", "h", "1x", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

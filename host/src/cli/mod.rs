@@ -1,0 +1,116 @@
+//! The `fmes` command line: one module per subcommand.
+
+mod agents;
+mod archive;
+mod broadcast;
+mod cleanup;
+mod demo;
+mod init;
+mod output;
+mod peek;
+mod receive;
+mod send;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::Comm;
+
+/// Exit code of a failed operation. Bad usage exits with 2 (clap's code).
+pub const EXIT_FAILURE: u8 = 1;
+
+const AFTER_HELP: &str = "\
+Examples:
+  fmes init                                  create the default mailboxes in ./_COMM
+  fmes init planner coder                    create mailboxes for two agents
+  fmes send --from planner --to coder '{\"task\": \"write the parser\"}'
+  fmes receive coder                         read what waits for coder, in order
+  fmes --json receive coder --limit 1        the first message, as one JSON line
+  fmes archive coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json
+  fmes watch planner                         print messages for planner as they arrive
+  fmes demo                                  see two agents exchange a task and a report
+
+Exit status: 0 on success, 1 if the operation failed, 2 on bad usage.
+Every operation runs inside the fmes WebAssembly component, which can reach
+the _COMM folder and nothing else.";
+
+/// F-MES file mailboxes for coding agents, through a sandboxed WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(name = "fmes", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The _COMM folder that holds the mailboxes.
+    #[arg(
+        long,
+        global = true,
+        env = "FMES_COMM",
+        default_value = "_COMM",
+        value_name = "DIR"
+    )]
+    pub comm: PathBuf,
+
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    Agents(agents::Args),
+    Send(send::Args),
+    Receive(receive::Args),
+    Archive(archive::Args),
+    Peek(peek::Args),
+    Broadcast(broadcast::Args),
+    Cleanup(cleanup::Args),
+    Watch(watch::Args),
+    Demo(demo::Args),
+}
+
+/// What every subcommand gets.
+pub(crate) struct Context {
+    pub comm: PathBuf,
+    pub json: bool,
+}
+
+impl Context {
+    /// Opens the `_COMM` folder, which must exist.
+    pub fn open(&self) -> anyhow::Result<Comm> {
+        Ok(Comm::open(&self.comm)?)
+    }
+}
+
+/// Runs a parsed command line; prints any error and returns the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let context = Context {
+        comm: cli.comm,
+        json: cli.json,
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::run(&context, args),
+        Command::Agents(args) => agents::run(&context, args),
+        Command::Send(args) => send::run(&context, args),
+        Command::Receive(args) => receive::run(&context, args),
+        Command::Archive(args) => archive::run(&context, args),
+        Command::Peek(args) => peek::run(&context, args),
+        Command::Broadcast(args) => broadcast::run(&context, args),
+        Command::Cleanup(args) => cleanup::run(&context, args),
+        Command::Watch(args) => watch::run(&context, args),
+        Command::Demo(args) => demo::run(&context, args),
+    };
+    match result {
+        Ok(code) => code,
+        // A reader that went away (`fmes receive x | head -1`) is not an error.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::print_error(&e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

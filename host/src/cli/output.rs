@@ -1,0 +1,103 @@
+//! Printing: messages as text or JSON lines, warnings, errors.
+
+use std::io::{self, Write};
+
+use serde_json::{Map, Value};
+
+use crate::{MalformedFile, Message};
+
+/// True if the error is a write to a closed pipe.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints `error: ...` and each cause on its own line, to stderr.
+pub fn print_error(e: &anyhow::Error) {
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "error: {e}");
+    for cause in e.chain().skip(1) {
+        let _ = writeln!(stderr, "  caused by: {cause}");
+    }
+}
+
+/// Warns on stderr about files that are not messages, naming each and why.
+pub fn warn_malformed(mailbox: &str, malformed: &[MalformedFile]) {
+    let mut stderr = io::stderr().lock();
+    for bad in malformed {
+        let _ = writeln!(
+            stderr,
+            "warning: skipped {mailbox}/{}: {}",
+            printable(&bad.file),
+            printable(&bad.reason)
+        );
+    }
+}
+
+/// The message as stored, plus its `file` name, as one JSON object.
+pub fn message_json(message: &Message) -> Value {
+    let mut object = match serde_json::from_str::<Value>(&message.raw) {
+        Ok(Value::Object(object)) => object,
+        // `raw` always comes from a parsed object; rebuild it if not.
+        _ => {
+            let mut object = Map::new();
+            object.insert("id".into(), message.id.clone().into());
+            object.insert("from".into(), message.from.clone().into());
+            object.insert("to".into(), message.to.clone().into());
+            object.insert("type".into(), message.message_type.clone().into());
+            object.insert("priority".into(), message.priority.into());
+            object.insert("timestamp".into(), message.timestamp.clone().into());
+            object.insert("payload".into(), payload_value(message));
+            object
+        }
+    };
+    object.insert("file".into(), message.file.clone().into());
+    Value::Object(object)
+}
+
+fn payload_value(message: &Message) -> Value {
+    serde_json::from_str(&message.payload)
+        .unwrap_or_else(|_| Value::String(message.payload.clone()))
+}
+
+/// Writes one message: a JSON line, or a few lines of text.
+pub fn write_message(out: &mut impl Write, message: &Message, json: bool) -> io::Result<()> {
+    if json {
+        return writeln!(out, "{}", message_json(message));
+    }
+    writeln!(
+        out,
+        "[{}] {} from {} to {} at {}",
+        message.priority,
+        printable(&message.message_type),
+        printable(&message.from),
+        printable(&message.to),
+        printable(&message.timestamp)
+    )?;
+    writeln!(out, "    file: {}", printable(&message.file))?;
+    writeln!(out, "    id:   {}", printable(&message.id))?;
+    // JSON text escapes every control character, so the payload is safe to show.
+    let pretty = serde_json::to_string_pretty(&payload_value(message))
+        .unwrap_or_else(|_| message.payload.clone());
+    for line in pretty.lines() {
+        writeln!(out, "    {line}")?;
+    }
+    Ok(())
+}
+
+/// A string with control characters escaped, so text from a mailbox cannot
+/// drive the terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

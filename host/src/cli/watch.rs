@@ -1,0 +1,63 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::{Context, output};
+use crate::watch::{self, Event};
+use fmes_queue::names::mailbox_dir;
+
+/// Print each new message for an agent as it arrives, until interrupted.
+///
+/// Woken by the file system's change notifications, not by polling. Messages
+/// are printed, not archived.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  fmes watch planner
+  fmes --json watch planner --type REPORT | while read -r line; do ...; done")]
+pub struct Args {
+    /// The agent whose mailbox to watch.
+    agent: String,
+    /// Only messages of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    message_type: Option<String>,
+    /// Also print the messages already waiting, first.
+    #[arg(long)]
+    waiting: bool,
+}
+
+pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let mut comm = context.open()?;
+    let mailbox = mailbox_dir(&args.agent);
+    let mut write_error = None;
+    watch::watch(
+        &mut comm,
+        &args.agent,
+        args.message_type.as_deref(),
+        args.waiting,
+        |event| {
+            let written = match event {
+                Event::Message(message) => {
+                    let mut out = std::io::stdout().lock();
+                    output::write_message(&mut out, message, context.json)
+                        .and_then(|()| if context.json { Ok(()) } else { writeln!(out) })
+                        .and_then(|()| out.flush())
+                }
+                Event::Malformed(bad) => {
+                    output::warn_malformed(&mailbox, std::slice::from_ref(bad));
+                    Ok(())
+                }
+            };
+            match written {
+                Ok(()) => true,
+                Err(e) => {
+                    write_error = Some(e);
+                    false
+                }
+            }
+        },
+    )?;
+    match write_error {
+        Some(e) => Err(e.into()),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}

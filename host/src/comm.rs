@@ -1,0 +1,253 @@
+//! [`Comm`]: a `_COMM` folder opened through the sandboxed queue component.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use crate::bindings::Queue;
+use crate::bindings::exports::fmes::queue::{messages, types};
+use crate::error::{Error, QueueError};
+use crate::runtime::Runtime;
+use crate::sandbox::Sandbox;
+use fmes_queue::{CleanupReport, MalformedFile, Message, Received, SendRequest};
+
+/// A `_COMM` folder, every operation of which runs inside the queue
+/// component, whose only reachable directory is that folder.
+pub struct Comm {
+    dir: PathBuf,
+    runtime: Arc<Runtime>,
+    /// The live instance; dropped after a trap, since a trapped instance
+    /// must not be called again, and made anew on the next call.
+    instance: Option<(Store<Sandbox>, Queue)>,
+}
+
+impl Comm {
+    /// Opens an existing `_COMM` folder with the process's shared runtime.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Comm, Error> {
+        Comm::open_with(Runtime::shared()?, dir)
+    }
+
+    /// Creates the `_COMM` folder (and its parents) if needed, then opens it.
+    pub fn create(dir: impl AsRef<Path>) -> Result<Comm, Error> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| Error::OpenComm {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Comm::open(dir)
+    }
+
+    /// Opens an existing `_COMM` folder with a given runtime.
+    pub fn open_with(runtime: Arc<Runtime>, dir: impl AsRef<Path>) -> Result<Comm, Error> {
+        let dir = dir.as_ref();
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::OpenComm {
+                    path: dir.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotADirectory,
+                        "not a directory",
+                    ),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingComm {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(source) => {
+                return Err(Error::OpenComm {
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+        Ok(Comm {
+            dir: dir.to_path_buf(),
+            runtime,
+            instance: None,
+        })
+    }
+
+    /// The folder this handle works on.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates `ARCHIVE/` and mailboxes (the Python defaults when `agents` is
+    /// empty); returns the agents whose mailbox was created.
+    pub fn init<S: AsRef<str>>(&mut self, agents: &[S]) -> Result<Vec<String>, Error> {
+        let agents: Vec<String> = agents.iter().map(|a| a.as_ref().to_string()).collect();
+        self.call(|q, s| q.fmes_queue_admin().call_init(s, &agents))
+    }
+
+    /// Agents that have a mailbox, lower-case, sorted.
+    pub fn agents(&mut self) -> Result<Vec<String>, Error> {
+        self.call(|q, s| q.fmes_queue_admin().call_agents(s))
+    }
+
+    /// Sends one message; returns it as stored.
+    pub fn send(&mut self, request: &SendRequest) -> Result<Message, Error> {
+        let request = messages::SendRequest {
+            from: request.from.clone(),
+            to: request.to.clone(),
+            type_: request.message_type.clone(),
+            priority: request.priority,
+            payload: request.payload.clone(),
+            max_payload_bytes: request.max_payload_bytes,
+        };
+        self.call(|q, s| q.fmes_queue_messages().call_send(s, &request))
+            .map(into_message)
+    }
+
+    /// Sends a copy to every agent but the sender, at priority 1.
+    pub fn broadcast(
+        &mut self,
+        from: &str,
+        message_type: Option<&str>,
+        payload: &str,
+        max_payload_bytes: Option<u64>,
+    ) -> Result<Vec<Message>, Error> {
+        let message_type = message_type.map(str::to_string);
+        self.call(|q, s| {
+            q.fmes_queue_messages().call_broadcast(
+                s,
+                from,
+                message_type.as_deref(),
+                payload,
+                max_payload_bytes,
+            )
+        })
+        .map(|sent| sent.into_iter().map(into_message).collect())
+    }
+
+    /// Reads waiting messages in delivery order, and the files that are not messages.
+    pub fn receive(
+        &mut self,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Received, Error> {
+        let received = self.call(|q, s| {
+            q.fmes_queue_messages()
+                .call_receive(s, agent, message_type, limit)
+        })?;
+        Ok(Received {
+            messages: received.messages.into_iter().map(into_message).collect(),
+            malformed: received
+                .malformed
+                .into_iter()
+                .map(|m| MalformedFile {
+                    file: m.file,
+                    reason: m.reason,
+                })
+                .collect(),
+        })
+    }
+
+    /// Counts the messages waiting for an agent.
+    pub fn peek(&mut self, agent: &str) -> Result<u32, Error> {
+        self.call(|q, s| q.fmes_queue_messages().call_peek(s, agent))
+    }
+
+    /// Moves one message file into `ARCHIVE/`; returns its name there.
+    pub fn archive(&mut self, agent: &str, file: &str) -> Result<String, Error> {
+        self.call(|q, s| q.fmes_queue_messages().call_archive(s, agent, file))
+    }
+
+    /// Archives messages older than `max_age` and removes stale temporary files.
+    pub fn cleanup(&mut self, max_age: Duration) -> Result<CleanupReport, Error> {
+        let report = self.call(|q, s| q.fmes_queue_admin().call_cleanup(s, max_age.as_secs()))?;
+        Ok(CleanupReport {
+            archived: report.archived,
+            removed_temporary: report.removed_temporary,
+        })
+    }
+
+    /// Runs one call under the time limit, making the instance if needed
+    /// and dropping it if the call traps.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&Queue, &mut Store<Sandbox>) -> wasmtime::Result<Result<T, types::QueueError>>,
+    ) -> Result<T, Error> {
+        if self.instance.is_none() {
+            self.instance = Some(self.instantiate()?);
+        }
+        let (store, queue) = self.instance.as_mut().expect("instance made above");
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        match f(queue, store) {
+            Ok(result) => result.map_err(|e| Error::Queue(from_wit_error(e))),
+            Err(trap) => {
+                let (store, _) = self.instance.take().expect("instance made above");
+                Err(classify_trap(&self.runtime, trap, store.data()))
+            }
+        }
+    }
+
+    fn instantiate(&self) -> Result<(Store<Sandbox>, Queue), Error> {
+        let sandbox = Sandbox::new(&self.dir, self.runtime.limits.memory).map_err(Error::Load)?;
+        let mut store = Store::new(&self.runtime.engine, sandbox);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        let queue = self
+            .runtime
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| Error::Load(format!("{e:#}")))?;
+        Ok((store, queue))
+    }
+}
+
+fn classify_trap(runtime: &Runtime, trap: wasmtime::Error, sandbox: &Sandbox) -> Error {
+    if let Some(wasmtime::Trap::Interrupt) = trap.downcast_ref::<wasmtime::Trap>() {
+        return Error::TimeLimit(runtime.limits.time);
+    }
+    let message = format!("{trap:#}");
+    if message.contains("forcing a memory growth failure to be a trap") {
+        return Error::MemoryLimit(runtime.limits.memory as u64);
+    }
+    Error::Trap {
+        message,
+        stderr: sandbox.stderr_text(),
+    }
+}
+
+fn into_message(m: types::Message) -> Message {
+    Message {
+        id: m.id,
+        from: m.from,
+        to: m.to,
+        message_type: m.type_,
+        priority: m.priority,
+        timestamp: m.timestamp,
+        payload: m.payload,
+        file: m.file,
+        raw: m.raw,
+    }
+}
+
+fn from_wit_error(e: types::QueueError) -> QueueError {
+    use types::QueueError as W;
+    match e {
+        W::InvalidAgentName(name) => QueueError::InvalidAgentName(name),
+        W::UnknownAgent(u) => QueueError::UnknownAgent {
+            name: u.name,
+            known: u.known,
+        },
+        W::InvalidPriority(p) => QueueError::InvalidPriority(p),
+        W::InvalidType(t) => QueueError::InvalidType(t),
+        W::InvalidPayload(why) => QueueError::InvalidPayload(why),
+        W::PayloadTooLarge(p) => QueueError::PayloadTooLarge {
+            size: p.size,
+            limit: p.limit,
+        },
+        W::InvalidFileName(f) => QueueError::InvalidFileName(f),
+        W::NotFound(what) => QueueError::NotFound(what),
+        W::InvalidLayout(what) => QueueError::InvalidLayout(what),
+        W::Io(what) => QueueError::Io(what),
+    }
+}

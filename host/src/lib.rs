@@ -1,0 +1,19 @@
+//! fmes: F-MES file mailboxes, run through a sandboxed WebAssembly component.
+//!
+//! Every queue operation runs inside the `fmes:queue` component (built from
+//! `guest/`), whose only reachable directory is the `_COMM` folder, preopened
+//! as `/_COMM`. [`Comm`] is the typed API; [`cli`] is the `fmes` command.
+
+mod bindings;
+pub mod cli;
+
+pub mod comm;
+pub mod error;
+pub mod runtime;
+mod sandbox;
+pub mod watch;
+
+pub use comm::Comm;
+pub use error::{Error, QueueError};
+pub use fmes_queue::{CleanupReport, MalformedFile, Message, Received, SendRequest};
+pub use runtime::{Limits, Runtime};

@@ -1,0 +1,170 @@
+//! The wasmtime engine, the compiled component (cached on disk, outside any
+//! `_COMM`) and its pre-linked instance template.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::bindings::QueuePre;
+use crate::error::Error;
+use crate::sandbox::Sandbox;
+
+/// The queue component, built from `guest/` by the build script.
+pub static COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fmes_queue.wasm"));
+const COMPONENT_HASH: &str = env!("FMES_COMPONENT_HASH");
+
+/// How often the engine's epoch advances; time limits are counted in these.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Limits every call into the component runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one call may take before it is stopped.
+    pub time: Duration,
+    /// Bytes of linear memory the component may grow to.
+    pub memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            time: Duration::from_secs(60),
+            memory: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Where compiled components are cached: `$FMES_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/fmes`, else `~/.cache/fmes`; `None` if none is known.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let from_env = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from_env("FMES_CACHE_DIR")
+        .or_else(|| from_env("XDG_CACHE_HOME").map(|d| d.join("fmes")))
+        .or_else(|| from_env("HOME").map(|d| d.join(".cache").join("fmes")))
+}
+
+/// A compiled, pre-linked queue component, ready to instantiate cheaply.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) pre: QueuePre<Sandbox>,
+    pub(crate) limits: Limits,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Loads the component, from the cache at `cache_dir` when it holds one
+    /// compiled by this engine, else by compiling it (and filling the cache).
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Runtime, Error> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(load_error)?;
+        let component = load_component(&engine, cache_dir)?;
+
+        let mut linker = Linker::<Sandbox>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(load_error)?;
+        let pre = QueuePre::new(instance_pre).map_err(load_error)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        start_ticker(engine.clone(), ticker_stop.clone());
+        Ok(Runtime {
+            engine,
+            pre,
+            limits,
+            ticker_stop,
+        })
+    }
+
+    /// One runtime per process, with default limits and cache.
+    pub fn shared() -> Result<Arc<Runtime>, Error> {
+        static SHARED: OnceLock<Arc<Runtime>> = OnceLock::new();
+        if let Some(runtime) = SHARED.get() {
+            return Ok(runtime.clone());
+        }
+        let runtime = Arc::new(Runtime::new(
+            Limits::default(),
+            default_cache_dir().as_deref(),
+        )?);
+        Ok(SHARED.get_or_init(|| runtime).clone())
+    }
+
+    /// Epoch ticks that make up the time limit.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        (self.limits.time.as_millis() / TICK.as_millis()).max(1) as u64
+    }
+
+    /// The engine, for embedders that run other components beside the queue.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn load_error(e: impl std::fmt::Display) -> Error {
+    Error::Load(format!("{e:#}"))
+}
+
+/// Advances the epoch every tick, so a call past its deadline traps.
+fn start_ticker(engine: Engine, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("fmes-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawn the epoch thread");
+}
+
+fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> Result<Component, Error> {
+    let Some(cache_dir) = cache_dir else {
+        return Component::new(engine, COMPONENT).map_err(load_error);
+    };
+    // The key covers the component's bytes and everything about the engine
+    // that makes compiled code incompatible (version, settings, CPU features).
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let path = cache_dir.join(format!(
+        "queue-{COMPONENT_HASH}-{:016x}.cwasm",
+        hasher.finish()
+    ));
+    if path.is_file() {
+        // SAFETY: the file is one this code wrote (atomically) for this exact
+        // component and engine into the user's own cache directory;
+        // deserializing trusts it as compiled code, so the cache directory
+        // must not be writable by anyone the user does not trust.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+            return Ok(component);
+        }
+    }
+    let component = Component::new(engine, COMPONENT).map_err(load_error)?;
+    // The cache only saves time: failing to write it is not an error.
+    if let Ok(bytes) = component.serialize() {
+        let _ = write_atomically(cache_dir, &path, &bytes);
+    }
+    Ok(component)
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

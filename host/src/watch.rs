@@ -1,0 +1,97 @@
+//! Waiting for messages: woken by the file system's change notifications
+//! (inotify on Linux), with polling only where notifications are unavailable.
+
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+
+use crate::{Comm, Error, MalformedFile, Message};
+
+/// How often to look anyway, in case a notification was lost.
+const SAFETY_RESCAN: Duration = Duration::from_secs(5);
+/// Poll interval where the file system gives no notifications.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a watch reports.
+pub enum Event<'a> {
+    /// A message that was not in the mailbox when last looked.
+    Message(&'a Message),
+    /// A file that is not a message (reported once per file name).
+    Malformed(&'a MalformedFile),
+}
+
+/// Calls `on_event` for each message that arrives in `agent`'s mailbox
+/// (of `message_type`, if given), in delivery order, until `on_event` returns
+/// `false` or an error occurs. With `include_waiting`, messages already
+/// waiting are reported first.
+pub fn watch(
+    comm: &mut Comm,
+    agent: &str,
+    message_type: Option<&str>,
+    include_waiting: bool,
+    mut on_event: impl FnMut(Event<'_>) -> bool,
+) -> Result<(), Error> {
+    // Fails early, with the usual errors, for a bad or unknown agent.
+    comm.peek(agent)?;
+    let mailbox = comm.dir().join(fmes_queue::names::mailbox_dir(agent));
+
+    // Watch before the first look, so nothing sent in between is missed.
+    let (wake, woken) = mpsc::channel();
+    let notify_wake = wake.clone();
+    let handler = move |_event: notify::Result<notify::Event>| {
+        let _ = notify_wake.send(());
+    };
+    let native = notify::recommended_watcher(handler.clone()).and_then(|mut watcher| {
+        watcher.watch(&mailbox, RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    let _watcher: Box<dyn Watcher> = match native {
+        Ok(watcher) => Box::new(watcher),
+        Err(_) => {
+            let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+            let mut watcher = notify::PollWatcher::new(handler, config)
+                .map_err(|e| Error::Watch(format!("{e}")))?;
+            watcher
+                .watch(&mailbox, RecursiveMode::NonRecursive)
+                .map_err(|e| Error::Watch(format!("{}: {e}", mailbox.display())))?;
+            Box::new(watcher)
+        }
+    };
+
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen_malformed: HashSet<String> = HashSet::new();
+    let mut first = true;
+    loop {
+        let received = comm.receive(agent, message_type, None)?;
+        let mut current = HashSet::with_capacity(received.messages.len());
+        for message in &received.messages {
+            let new = !seen.contains(&message.file);
+            current.insert(message.file.clone());
+            if new && (!first || include_waiting) && !on_event(Event::Message(message)) {
+                return Ok(());
+            }
+        }
+        // Forget files that left the mailbox, so memory stays bounded.
+        seen = current;
+        let mut current_malformed = HashSet::new();
+        for bad in &received.malformed {
+            current_malformed.insert(bad.file.clone());
+            if !seen_malformed.contains(&bad.file) && !on_event(Event::Malformed(bad)) {
+                return Ok(());
+            }
+        }
+        seen_malformed = current_malformed;
+        first = false;
+
+        match woken.recv_timeout(SAFETY_RESCAN) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Watch("the file watcher stopped".into()));
+            }
+        }
+        // One look covers every change so far.
+        while woken.try_recv().is_ok() {}
+    }
+}

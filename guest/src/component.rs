@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::fs::StdFs;
+use crate::fs::WasiFs;
 use crate::queue::{self, Queue};
 
 wit_bindgen::generate!({
@@ -21,21 +21,22 @@ struct Component;
 
 export!(Component);
 
-fn queue() -> Queue<StdFs> {
-    Queue::new(StdFs::new(ROOT))
+fn queue() -> Result<Queue<WasiFs>, crate::QueueError> {
+    let fs = WasiFs::preopen(ROOT).map_err(|e| crate::QueueError::io("open", "", e))?;
+    Ok(Queue::new(fs))
 }
 
 impl admin::Guest for Component {
     fn init(agents: Vec<String>) -> Result<Vec<String>, QueueError> {
-        Ok(queue().init(&agents)?)
+        Ok(queue()?.init(&agents)?)
     }
 
     fn agents() -> Result<Vec<String>, QueueError> {
-        Ok(queue().agents()?)
+        Ok(queue()?.agents()?)
     }
 
     fn cleanup(max_age_seconds: u64) -> Result<CleanupReport, QueueError> {
-        let report = queue().cleanup(Duration::from_secs(max_age_seconds))?;
+        let report = queue()?.cleanup(Duration::from_secs(max_age_seconds))?;
         Ok(CleanupReport {
             archived: report.archived,
             removed_temporary: report.removed_temporary,
@@ -53,7 +54,7 @@ impl messages::Guest for Component {
             payload: request.payload,
             max_payload_bytes: request.max_payload_bytes,
         };
-        Ok(queue().send(&request)?.into())
+        Ok(queue()?.send(&request)?.into())
     }
 
     fn broadcast(
@@ -63,7 +64,7 @@ impl messages::Guest for Component {
         max_payload_bytes: Option<u64>,
     ) -> Result<Vec<Message>, QueueError> {
         let sent =
-            queue().broadcast(&from, message_type.as_deref(), &payload, max_payload_bytes)?;
+            queue()?.broadcast(&from, message_type.as_deref(), &payload, max_payload_bytes)?;
         Ok(sent.into_iter().map(Message::from).collect())
     }
 
@@ -72,7 +73,7 @@ impl messages::Guest for Component {
         message_type: Option<String>,
         limit: Option<u32>,
     ) -> Result<Received, QueueError> {
-        let received = queue().receive(&agent, message_type.as_deref(), limit)?;
+        let received = queue()?.receive(&agent, message_type.as_deref(), limit)?;
         Ok(Received {
             messages: received.messages.into_iter().map(Message::from).collect(),
             malformed: received
@@ -87,11 +88,11 @@ impl messages::Guest for Component {
     }
 
     fn peek(agent: String) -> Result<u32, QueueError> {
-        Ok(queue().peek(&agent)?)
+        Ok(queue()?.peek(&agent)?)
     }
 
     fn archive(agent: String, file: String) -> Result<String, QueueError> {
-        Ok(queue().archive(&agent, &file)?)
+        Ok(queue()?.archive(&agent, &file)?)
     }
 }
 

@@ -12,6 +12,9 @@ pub mod message;
 pub mod names;
 pub mod queue;
 
+#[cfg(test)]
+mod queue_tests;
+
 #[cfg(target_family = "wasm")]
 mod component;
 

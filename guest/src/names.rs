@@ -72,18 +72,16 @@ pub fn agent_of_mailbox(dir: &str) -> Option<String> {
     Some(agent.to_ascii_lowercase())
 }
 
-/// Checks a message file name given by a caller (for `archive`): a plain
-/// `*.json` name, no path separators, no leading dot, nothing a Python or
-/// fmes writer would not produce.
+/// Checks a message file name given by a caller (for `archive`): one plain
+/// `*.json` name in the mailbox. Writers other than fmes may use any
+/// characters, so only what could make it a path is refused: a separator,
+/// NUL, a leading dot (`.`, `..`, hidden files), or more than 255 bytes.
 pub fn check_message_file(file: &str) -> Result<(), QueueError> {
     let ok = file.len() <= MAX_FILE_NAME
         && file.len() > ".json".len()
         && file.ends_with(".json")
         && !file.starts_with('.')
-        && !file.contains("..")
-        && file
-            .chars()
-            .all(|c| is_name_char(c) || c == '.' || c == '+');
+        && !file.contains(['/', '\\', '\0']);
     if ok {
         Ok(())
     } else {
@@ -140,6 +138,8 @@ mod tests {
     fn message_file_names_are_checked() {
         assert!(check_message_file("5_20240101_120000_claude_TASK.json").is_ok());
         assert!(check_message_file("5_20240101_120000.000000001Z_a_TASK_0a1b2c3d.json").is_ok());
+        // Names the Python writer makes from any sender and type.
+        assert!(check_message_file("5_20240101_120000_Jürgen_BUG REPORT.json").is_ok());
         for bad in [
             "../x.json",
             "a/b.json",
@@ -148,7 +148,8 @@ mod tests {
             ".hidden.json",
             "x.txt",
             "x.json.tmp",
-            "a..json",
+            "a\\b.json",
+            "a\0.json",
         ] {
             assert!(check_message_file(bad).is_err(), "{bad}");
         }

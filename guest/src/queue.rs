@@ -201,9 +201,8 @@ impl<F: FileSystem> Queue<F> {
         limit: Option<u32>,
     ) -> Result<Received, QueueError> {
         names::check_agent(agent)?;
-        if let Some(t) = message_type {
-            names::check_type(t)?;
-        }
+        // The type filter is only compared, never part of a path, and other
+        // writers may use types fmes would not send, so it is not checked.
         let mailbox = self.mailbox(agent)?;
         let entries = self
             .fs
@@ -315,7 +314,7 @@ impl<F: FileSystem> Queue<F> {
                     Err(e) => return Err(QueueError::io("inspect", &path, e)),
                 };
                 let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
-                if is_message && age > max_age {
+                if is_message && age >= max_age {
                     match self.archive_from(&mailbox, &entry.name) {
                         Ok(_) => report.archived += 1,
                         Err(QueueError::NotFound(_)) => {}
@@ -457,10 +456,15 @@ impl<F: FileSystem> Queue<F> {
     fn archive_from(&self, mailbox: &str, file: &str) -> Result<String, QueueError> {
         let source = format!("{mailbox}/{file}");
         match self.fs.status(&source) {
-            Ok(status) if status.kind == EntryKind::Dir => {
-                return Err(QueueError::InvalidFileName(file.to_string()));
+            Ok(status) if status.kind == EntryKind::File => {}
+            // Moving a link would not read through it, but a planted link is
+            // not a message either: leave it for a person to look at.
+            Ok(status) => {
+                return Err(QueueError::InvalidLayout(format!(
+                    "{source} is {}, not a message file; it is not archived",
+                    describe_kind(status.kind)
+                )));
             }
-            Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(QueueError::NotFound(format!(
                     "{source} is not in the mailbox"

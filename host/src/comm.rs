@@ -13,6 +13,9 @@ use crate::runtime::Runtime;
 use crate::sandbox::Sandbox;
 use fmes_queue::{CleanupReport, MalformedFile, Message, Received, SendRequest};
 
+/// Epoch ticks allowed for instantiation (ten seconds).
+const INSTANTIATE_TICKS: u64 = 1_000;
+
 /// A `_COMM` folder, every operation of which runs inside the queue
 /// component, whose only reachable directory is that folder.
 pub struct Comm {
@@ -192,7 +195,8 @@ impl Comm {
         let mut store = Store::new(&self.runtime.engine, sandbox);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        // Instantiating runs no queue code; the call's own limit is set per call.
+        store.set_epoch_deadline(INSTANTIATE_TICKS);
         let queue = self
             .runtime
             .pre
@@ -206,10 +210,10 @@ fn classify_trap(runtime: &Runtime, trap: wasmtime::Error, sandbox: &Sandbox) ->
     if let Some(wasmtime::Trap::Interrupt) = trap.downcast_ref::<wasmtime::Trap>() {
         return Error::TimeLimit(runtime.limits.time);
     }
-    let message = format!("{trap:#}");
-    if message.contains("forcing a memory growth failure to be a trap") {
+    if sandbox.limits.exceeded {
         return Error::MemoryLimit(runtime.limits.memory as u64);
     }
+    let message = format!("{trap:#}");
     Error::Trap {
         message,
         stderr: sandbox.stderr_text(),

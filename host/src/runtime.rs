@@ -97,9 +97,9 @@ impl Runtime {
         Ok(SHARED.get_or_init(|| runtime).clone())
     }
 
-    /// Epoch ticks that make up the time limit.
+    /// Epoch ticks that make up the time limit (zero stops a call at once).
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        (self.limits.time.as_millis() / TICK.as_millis()).max(1) as u64
+        (self.limits.time.as_millis() / TICK.as_millis()) as u64
     }
 
     /// The engine, for embedders that run other components beside the queue.
@@ -112,6 +112,18 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The names of the interfaces the queue component imports, for checking
+/// what it could reach at most.
+pub fn component_imports() -> Result<Vec<String>, Error> {
+    let engine = Engine::new(&Config::new()).map_err(load_error)?;
+    let component = Component::new(&engine, COMPONENT).map_err(load_error)?;
+    Ok(component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect())
 }
 
 fn load_error(e: impl std::fmt::Display) -> Error {

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -18,7 +18,7 @@ const STDERR_CAP: usize = 16 * 1024;
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: MemoryCap,
     stderr: MemoryOutputPipe,
 }
 
@@ -37,13 +37,10 @@ impl Sandbox {
         Ok(Sandbox {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_limit)
-                .instances(4)
-                .tables(16)
-                .memories(4)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: MemoryCap {
+                limit: memory_limit,
+                exceeded: false,
+            },
             stderr,
         })
     }
@@ -67,5 +64,54 @@ impl WasiView for Sandbox {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+/// Caps linear memory, and remembers that a growth past the cap was
+/// refused so the resulting trap can be reported as the memory limit.
+pub struct MemoryCap {
+    limit: usize,
+    pub exceeded: bool,
+}
+
+/// Table elements a component may grow to: far more than the queue needs,
+/// few enough that tables cannot be used to exhaust the host.
+const TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            // An error (rather than `Ok(false)`) traps at once instead of
+            // letting the allocator see a failed grow and abort less clearly.
+            return Err(wasmtime::Error::msg("memory limit reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        4
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
     }
 }

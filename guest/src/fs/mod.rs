@@ -1,0 +1,74 @@
+//! The small file-system surface the queue logic is written against.
+//!
+//! Paths are relative to the queue's root (`_COMM`), always written with `/`,
+//! and never contain `..` or start with `/`: [`crate::names`] builds every one
+//! of them from validated parts. The queue never follows a symbolic link it
+//! finds inside `_COMM`: entries are inspected with [`FileSystem::entry_kind`],
+//! which does not follow links, and reads refuse links.
+//!
+//! Two backends: [`StdFs`] on `std::fs` (native, for tests and the native
+//! baseline) and, in the component, `WasiFs` calling `wasi:filesystem`
+//! directly, which lists a directory even while entries vanish from it and
+//! makes fewer calls than the standard library.
+
+use std::io;
+use std::time::SystemTime;
+
+mod std_fs;
+#[cfg(target_family = "wasm")]
+mod wasi_fs;
+
+pub use std_fs::StdFs;
+#[cfg(target_family = "wasm")]
+pub use wasi_fs::WasiFs;
+
+/// What a directory entry is, without following symbolic links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+/// Result of reading a file with a size cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Bytes(Vec<u8>),
+    /// The file holds more than the cap; nothing more than the cap was read.
+    TooLarge,
+}
+
+/// File status, without following symbolic links.
+#[derive(Debug, Clone, Copy)]
+pub struct Status {
+    pub kind: EntryKind,
+    pub modified: SystemTime,
+}
+
+/// Operations the queue needs, relative to the queue's root.
+pub trait FileSystem {
+    /// Lists a directory. Names that are not UTF-8 are skipped: no valid
+    /// mailbox or message name can contain them.
+    fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>>;
+    /// Creates a directory; `AlreadyExists` if anything has that name.
+    fn create_dir(&self, path: &str) -> io::Result<()>;
+    /// Status of a path, not following a final symbolic link.
+    fn status(&self, path: &str) -> io::Result<Status>;
+    /// Reads a regular file (never through a symbolic link), at most `cap` bytes.
+    fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome>;
+    /// Creates a new file holding `bytes`; `AlreadyExists` if the name is taken.
+    fn write_new(&self, path: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Gives the file at `from` the extra name `to`; `AlreadyExists` if `to`
+    /// is taken. This is how a file is published without ever replacing another.
+    fn link(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes a file name.
+    fn remove_file(&self, path: &str) -> io::Result<()>;
+}

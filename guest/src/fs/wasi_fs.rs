@@ -1,0 +1,214 @@
+//! The backend in the component: `wasi:filesystem` called directly on the
+//! preopened `/_COMM` descriptor.
+//!
+//! Compared with `std::fs` (which goes through wasi-libc), this makes one
+//! WASI call per operation where it can, passes paths relative to the one
+//! root descriptor, and lists directories entry by entry: the host stats each
+//! entry as it lists, so an entry that vanishes mid-listing (a sender's
+//! temporary file) is an error for that entry alone, which is skipped,
+//! instead of ending the listing as it does in the standard library.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasip2::filesystem::preopens::get_directories;
+use wasip2::filesystem::types::{
+    Descriptor, DescriptorFlags, DescriptorStat, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+};
+
+use super::{DirEntry, EntryKind, FileSystem, ReadOutcome, Status};
+
+/// How much one `read` call asks for.
+const READ_CHUNK: u64 = 1 << 20;
+
+/// The backend on the host's preopen named `root`.
+pub struct WasiFs {
+    root: Rc<Descriptor>,
+}
+
+thread_local! {
+    /// Preopens are handed over once per instance; keep the descriptor.
+    static PREOPEN: std::cell::OnceCell<Option<Rc<Descriptor>>> = const { std::cell::OnceCell::new() };
+}
+
+impl WasiFs {
+    /// The preopen whose guest path is `root`.
+    pub fn preopen(root: &str) -> io::Result<WasiFs> {
+        let found = PREOPEN.with(|cell| {
+            cell.get_or_init(|| {
+                get_directories()
+                    .into_iter()
+                    .find(|(_, path)| path == root)
+                    .map(|(descriptor, _)| Rc::new(descriptor))
+            })
+            .clone()
+        });
+        match found {
+            Some(root) => Ok(WasiFs { root }),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("the host did not preopen {root}"),
+            )),
+        }
+    }
+
+    fn open_dir(&self, dir: &str) -> io::Result<Descriptor> {
+        self.root
+            .open_at(
+                PathFlags::empty(),
+                dir,
+                OpenFlags::DIRECTORY,
+                DescriptorFlags::READ,
+            )
+            .map_err(to_io)
+    }
+}
+
+fn to_io(code: ErrorCode) -> io::Error {
+    let kind = match code {
+        ErrorCode::NoEntry => io::ErrorKind::NotFound,
+        ErrorCode::Exist => io::ErrorKind::AlreadyExists,
+        ErrorCode::Access | ErrorCode::NotPermitted | ErrorCode::ReadOnly => {
+            io::ErrorKind::PermissionDenied
+        }
+        ErrorCode::NotDirectory => io::ErrorKind::NotADirectory,
+        ErrorCode::IsDirectory => io::ErrorKind::IsADirectory,
+        ErrorCode::InsufficientSpace => io::ErrorKind::StorageFull,
+        ErrorCode::Unsupported => io::ErrorKind::Unsupported,
+        ErrorCode::Loop => {
+            return io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a symbolic link (not followed)",
+            );
+        }
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, code.message())
+}
+
+fn kind_of(kind: DescriptorType) -> EntryKind {
+    match kind {
+        DescriptorType::RegularFile => EntryKind::File,
+        DescriptorType::Directory => EntryKind::Dir,
+        DescriptorType::SymbolicLink => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    }
+}
+
+fn modified(stat: &DescriptorStat) -> SystemTime {
+    // A file system that keeps no modification time makes files look as
+    // old as can be, so cleanup does not keep them forever.
+    stat.data_modification_timestamp
+        .map(|t| UNIX_EPOCH + Duration::new(t.seconds, t.nanoseconds))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+impl FileSystem for WasiFs {
+    fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
+        let opened;
+        let descriptor = if dir.is_empty() {
+            &*self.root
+        } else {
+            opened = self.open_dir(dir)?;
+            &opened
+        };
+        let stream = descriptor.read_directory().map_err(to_io)?;
+        let mut entries = Vec::new();
+        loop {
+            match stream.read_directory_entry() {
+                Ok(Some(entry)) => entries.push(DirEntry {
+                    name: entry.name,
+                    kind: kind_of(entry.type_),
+                }),
+                Ok(None) => break,
+                // Gone between listing and stat, or a name that is not
+                // UTF-8 (which no mailbox or message name can be).
+                Err(ErrorCode::NoEntry | ErrorCode::IllegalByteSequence) => continue,
+                Err(code) => return Err(to_io(code)),
+            }
+        }
+        Ok(entries)
+    }
+
+    fn create_dir(&self, path: &str) -> io::Result<()> {
+        self.root.create_directory_at(path).map_err(to_io)
+    }
+
+    fn status(&self, path: &str) -> io::Result<Status> {
+        let stat = self.root.stat_at(PathFlags::empty(), path).map_err(to_io)?;
+        Ok(Status {
+            kind: kind_of(stat.type_),
+            modified: modified(&stat),
+        })
+    }
+
+    fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome> {
+        // No SYMLINK_FOLLOW: a link as the last component is refused.
+        let file = self
+            .root
+            .open_at(
+                PathFlags::empty(),
+                path,
+                OpenFlags::empty(),
+                DescriptorFlags::READ,
+            )
+            .map_err(to_io)?;
+        let stat = file.stat().map_err(to_io)?;
+        if stat.type_ != DescriptorType::RegularFile {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        if stat.size > cap {
+            return Ok(ReadOutcome::TooLarge);
+        }
+        let mut bytes = Vec::with_capacity(stat.size as usize);
+        loop {
+            // The file may grow after the stat: never read past the cap.
+            let want = (cap + 1 - bytes.len() as u64).min(READ_CHUNK);
+            let (chunk, end) = file.read(want, bytes.len() as u64).map_err(to_io)?;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > cap {
+                return Ok(ReadOutcome::TooLarge);
+            }
+            if end || chunk.is_empty() {
+                return Ok(ReadOutcome::Bytes(bytes));
+            }
+        }
+    }
+
+    fn write_new(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
+        let file = self
+            .root
+            .open_at(
+                PathFlags::empty(),
+                path,
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                DescriptorFlags::WRITE,
+            )
+            .map_err(to_io)?;
+        let mut written = 0usize;
+        while written < bytes.len() {
+            let n = file
+                .write(&bytes[written..], written as u64)
+                .map_err(to_io)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote nothing"));
+            }
+            written += n as usize;
+        }
+        Ok(())
+    }
+
+    fn link(&self, from: &str, to: &str) -> io::Result<()> {
+        self.root
+            .link_at(PathFlags::empty(), from, &self.root, to)
+            .map_err(to_io)
+    }
+
+    fn remove_file(&self, path: &str) -> io::Result<()> {
+        self.root.unlink_file_at(path).map_err(to_io)
+    }
+}

@@ -1,0 +1,218 @@
+//! Unit tests of the queue logic, run natively on the std backend.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Queue, QueueError, SendRequest, StdFs};
+
+fn queue_in(dir: &Path) -> Queue<StdFs> {
+    Queue::new(StdFs::new(dir.to_str().unwrap()))
+}
+
+fn setup(agents: &[&str]) -> (tempfile::TempDir, Queue<StdFs>) {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = queue_in(dir.path());
+    let agents: Vec<String> = agents.iter().map(|a| a.to_string()).collect();
+    queue.init(&agents).unwrap();
+    (dir, queue)
+}
+
+fn python_message(priority: u8, timestamp: &str, payload: &str) -> String {
+    format!(
+        r#"{{
+  "id": "11111111-2222-4333-8444-555555555555",
+  "from": "py",
+  "to": "b",
+  "type": "TASK",
+  "priority": {priority},
+  "timestamp": "{timestamp}",
+  "payload": {payload}
+}}"#
+    )
+}
+
+#[test]
+fn python_named_files_are_ordered_by_their_fields_among_fmes_files() {
+    let (dir, q) = setup(&["a", "b"]);
+    let mailbox = dir.path().join("To_B");
+    // Written in a time zone far ahead of UTC: the name's local time sorts
+    // after the fmes messages, the UTC timestamp before them.
+    std::fs::write(
+        mailbox.join("5_20991231_235959_py_TASK.json"),
+        python_message(5, "2000-01-01T00:00:00Z", "\"early\""),
+    )
+    .unwrap();
+    let fmes = q.send(&SendRequest::new("a", "b", "\"fmes\"")).unwrap();
+    std::fs::write(
+        mailbox.join("1_20000101_000000_py_TASK.json"),
+        python_message(1, "2000-01-01T00:00:00Z", "\"urgent\""),
+    )
+    .unwrap();
+    std::fs::write(
+        mailbox.join("9_19990101_000000_py_TASK.json"),
+        python_message(9, "2000-01-01T00:00:00Z", "\"last\""),
+    )
+    .unwrap();
+    let payloads: Vec<String> = q
+        .receive("b", None, None)
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| m.payload)
+        .collect();
+    assert_eq!(
+        payloads,
+        ["\"urgent\"", "\"early\"", fmes.payload.as_str(), "\"last\""]
+    );
+    // The limit counts delivered messages, in that order.
+    let first: Vec<String> = q
+        .receive("b", None, Some(2))
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| m.payload)
+        .collect();
+    assert_eq!(first, ["\"urgent\"", "\"early\""]);
+}
+
+#[test]
+fn priorities_outside_one_to_nine_from_other_writers_are_delivered_in_number_order() {
+    let (dir, q) = setup(&["b"]);
+    let mailbox = dir.path().join("To_B");
+    std::fs::write(
+        mailbox.join("10_x.json"),
+        python_message(10, "2000-01-01T00:00:00Z", "10"),
+    )
+    .unwrap();
+    std::fs::write(
+        mailbox.join("2_x.json"),
+        python_message(2, "2000-01-01T00:00:00Z", "2"),
+    )
+    .unwrap();
+    let priorities: Vec<u8> = q
+        .receive("b", None, None)
+        .unwrap()
+        .messages
+        .iter()
+        .map(|m| m.priority)
+        .collect();
+    assert_eq!(priorities, [2, 10]);
+}
+
+#[test]
+fn concurrent_sends_from_threads_never_collide() {
+    let (dir, _) = setup(&["a", "b"]);
+    let root = Arc::new(dir.path().to_path_buf());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let q = queue_in(&root);
+                for i in 0..250 {
+                    q.send(&SendRequest::new("a", "b", format!("[{t},{i}]")))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let q = queue_in(&root);
+    let received = q.receive("b", None, None).unwrap();
+    assert_eq!(received.messages.len(), 1000);
+    let mut ids: Vec<&str> = received.messages.iter().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000);
+}
+
+#[test]
+fn racing_archivers_leave_exactly_one_archived_copy() {
+    for _ in 0..20 {
+        let (dir, q) = setup(&["a", "b"]);
+        let sent = q.send(&SendRequest::new("a", "b", "1")).unwrap();
+        let root = Arc::new(dir.path().to_path_buf());
+        let results: Vec<Result<String, QueueError>> = (0..4)
+            .map(|_| {
+                let root = root.clone();
+                let file = sent.file.clone();
+                std::thread::spawn(move || queue_in(&root).archive("b", &file))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let archived = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(archived, 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(QueueError::NotFound(_))))
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("ARCHIVE"))
+                .unwrap()
+                .count(),
+            1
+        );
+        assert_eq!(q.peek("b").unwrap(), 0);
+    }
+}
+
+#[test]
+fn a_symlink_swapped_in_is_not_followed_natively_either() {
+    let (dir, q) = setup(&["b"]);
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.json");
+    std::fs::write(
+        &secret,
+        python_message(1, "2000-01-01T00:00:00Z", "\"SECRET\""),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        &secret,
+        dir.path().join("To_B/5_20000101_000000_x_TASK.json"),
+    )
+    .unwrap();
+    // The backend refuses the link itself, not only the listing.
+    let fs = StdFs::new(dir.path().to_str().unwrap());
+    use crate::fs::FileSystem;
+    assert!(
+        fs.read("To_B/5_20000101_000000_x_TASK.json", 1 << 20)
+            .is_err()
+    );
+    let received = q.receive("b", None, None).unwrap();
+    assert!(received.messages.is_empty());
+    assert!(received.malformed[0].reason.contains("symbolic link"));
+}
+
+#[test]
+fn oversized_files_are_reported_without_being_read_whole() {
+    let (dir, q) = setup(&["b"]);
+    let big = dir.path().join("To_B/huge.json");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(crate::queue::MAX_FILE_BYTES + 1).unwrap();
+    let received = q.receive("b", None, None).unwrap();
+    assert_eq!(received.malformed.len(), 1);
+    assert!(received.malformed[0].reason.contains("larger than"));
+}
+
+#[test]
+fn cleanup_of_an_empty_queue_and_a_vanished_mailbox() {
+    let (dir, q) = setup(&["a", "b"]);
+    assert_eq!(q.cleanup(Duration::ZERO).unwrap(), Default::default());
+    std::fs::remove_dir(dir.path().join("To_A")).unwrap();
+    q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    let report = q.cleanup(Duration::ZERO).unwrap();
+    assert_eq!(report.archived, 1);
+}
+
+#[test]
+fn an_unreadable_comm_is_an_error() {
+    let q = queue_in(Path::new("/nonexistent/fmes/_COMM"));
+    assert!(matches!(q.agents(), Err(QueueError::Io(ref m)) if m.contains("list _COMM")));
+    let err = q.send(&SendRequest::new("a", "b", "1")).unwrap_err();
+    assert!(matches!(err, QueueError::Io(_)), "{err}");
+}

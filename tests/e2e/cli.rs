@@ -1,0 +1,374 @@
+//! The `fmes` binary: output, exit codes and errors.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+use crate::support::*;
+
+#[test]
+fn help_lists_every_command_with_examples() {
+    let help = success(&fmes_command().arg("--help").output().unwrap());
+    for command in [
+        "init",
+        "agents",
+        "send",
+        "receive",
+        "archive",
+        "peek",
+        "broadcast",
+        "cleanup",
+        "watch",
+        "demo",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    assert!(
+        help.contains("Examples:") && help.contains("Exit status"),
+        "{help}"
+    );
+    let send_help = success(&fmes_command().args(["send", "--help"]).output().unwrap());
+    assert!(send_help.contains("--priority") && send_help.contains("Examples:"));
+    assert!(success(&fmes_command().arg("--version").output().unwrap()).starts_with("fmes "));
+}
+
+#[test]
+fn init_send_receive_peek_archive_round_trip() {
+    let comm = TempComm::new();
+    std::fs::remove_dir(&comm.path).unwrap();
+    let out = success(&comm.run(&["init", "planner", "coder"]));
+    assert!(
+        out.contains("created mailboxes") && out.contains("planner, coder"),
+        "{out}"
+    );
+    assert_eq!(success(&comm.run(&["agents"])), "coder\nplanner\n");
+
+    let sent = success(&comm.run(&[
+        "--json",
+        "send",
+        "--from",
+        "planner",
+        "--to",
+        "coder",
+        "--type",
+        "REQUEST",
+        "--priority",
+        "2",
+        r#"{"task": "parse"}"#,
+    ]));
+    let sent = json_lines(&sent).remove(0);
+    assert_eq!(sent["type"], "REQUEST");
+    assert_eq!(sent["priority"], 2);
+    assert_eq!(sent["payload"]["task"], "parse");
+    let file = sent["file"].as_str().unwrap().to_string();
+    assert!(comm.join("To_Coder").join(&file).is_file());
+
+    assert_eq!(success(&comm.run(&["--json", "peek", "coder"])), "1\n");
+    assert_eq!(
+        success(&comm.run(&["peek", "coder"])),
+        "1 message waiting for coder\n"
+    );
+
+    let human = success(&comm.run(&["receive", "coder"]));
+    assert!(
+        human.contains("[2] REQUEST from planner to coder"),
+        "{human}"
+    );
+    assert!(
+        human.contains(&file) && human.contains("\"task\": \"parse\""),
+        "{human}"
+    );
+    let lines = json_lines(&success(&comm.run(&["--json", "receive", "coder"])));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0], sent);
+
+    let out = success(&comm.run(&["archive", "coder", &file]));
+    assert_eq!(out, format!("archived {file} as ARCHIVE/{file}\n"));
+    assert_eq!(success(&comm.run(&["--json", "peek", "coder"])), "0\n");
+    assert_eq!(
+        success(&comm.run(&["receive", "coder"])),
+        "no messages for coder\n"
+    );
+}
+
+#[test]
+fn send_reads_the_payload_from_stdin() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut child = comm
+        .fmes()
+        .args(["--json", "send", "--from", "a", "--to", "b", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("{\"text\": \"from stdin, é\"}\n".as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let sent = json_lines(&success(&output)).remove(0);
+    assert_eq!(sent["payload"]["text"], "from stdin, é");
+}
+
+#[test]
+fn receive_limit_type_and_order() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    for (priority, kind) in [("9", "TASK"), ("1", "REPORT"), ("5", "TASK")] {
+        success(&comm.run(&[
+            "send",
+            "--from",
+            "a",
+            "--to",
+            "b",
+            "--priority",
+            priority,
+            "--type",
+            kind,
+            "1",
+        ]));
+    }
+    let all = json_lines(&success(&comm.run(&["--json", "receive", "b"])));
+    let priorities: Vec<i64> = all
+        .iter()
+        .map(|m| m["priority"].as_i64().unwrap())
+        .collect();
+    assert_eq!(priorities, [1, 5, 9]);
+    let first = json_lines(&success(
+        &comm.run(&["--json", "receive", "b", "--limit", "1"]),
+    ));
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["priority"], 1);
+    let tasks = json_lines(&success(
+        &comm.run(&["--json", "receive", "b", "--type", "TASK"]),
+    ));
+    assert_eq!(tasks.len(), 2);
+}
+
+#[test]
+fn receive_names_malformed_files_on_stderr_and_prints_the_rest() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    success(&comm.run(&["send", "--from", "a", "--to", "b", "1"]));
+    std::fs::write(comm.join("To_B").join("junk.json"), "[]").unwrap();
+    let output = comm.run(&["--json", "receive", "b"]);
+    assert_eq!(json_lines(&success(&output)).len(), 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("warning: skipped To_B/junk.json: not a JSON object but an array"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let cases: &[&[&str]] = &[
+        &["send", "--from", "a", "1"],
+        &["send", "--from", "a", "--to", "b", "--priority", "10", "1"],
+        &["send", "--from", "a", "--to", "b", "--priority", "0", "1"],
+        &["cleanup", "--max-age", "soon"],
+        &["receive", "b", "--limit", "-1"],
+        &["archive", "b"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        let err = failure(&comm.run(args), 2);
+        assert!(err.contains("error:"), "{args:?}: {err}");
+    }
+    let err = failure(&comm.run(&["cleanup", "--max-age", "soon"]), 2);
+    assert!(err.contains("\"soon\" is not an age"), "{err}");
+}
+
+#[test]
+fn operation_errors_exit_1_and_name_the_bad_value() {
+    let comm = TempComm::with_agents(&["claude", "cursor"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["send", "--from", "a", "--to", "bob", "{}"],
+            "error: unknown agent \"bob\": it has no mailbox (known agents: claude, cursor)",
+        ),
+        (
+            &["send", "--from", "../x", "--to", "claude", "{}"],
+            "error: invalid agent name \"../x\"",
+        ),
+        (
+            &[
+                "send", "--from", "a", "--to", "claude", "--type", "a b", "{}",
+            ],
+            "error: invalid message type \"a b\"",
+        ),
+        (
+            &["send", "--from", "a", "--to", "claude", "{nope"],
+            "error: invalid payload: not valid JSON",
+        ),
+        (
+            &[
+                "send",
+                "--from",
+                "a",
+                "--to",
+                "claude",
+                "--max-payload",
+                "2",
+                "[1,2]",
+            ],
+            "error: payload too large: 5 bytes, the limit is 2 bytes",
+        ),
+        (&["receive", "nobody"], "error: unknown agent \"nobody\""),
+        (&["peek", "a/b"], "error: invalid agent name \"a/b\""),
+        (
+            &["archive", "claude", "../../x.json"],
+            "invalid message file name \"../../x.json\"",
+        ),
+        (
+            &["archive", "claude", "gone.json"],
+            "not found: To_Claude/gone.json",
+        ),
+        (
+            &["init", "ok", "not ok"],
+            "error: invalid agent name \"not ok\"",
+        ),
+        (
+            &["broadcast", "--from", "claude", "{"],
+            "error: invalid payload",
+        ),
+    ];
+    for (args, expected) in cases {
+        let err = failure(&comm.run(args), 1);
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{err}"
+        );
+    }
+    assert_eq!(comm.json_files("To_Claude").len(), 0);
+    assert!(!comm.join("To_Ok").exists());
+}
+
+#[test]
+fn a_missing_comm_folder_says_to_run_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = fmes_command()
+        .current_dir(dir.path())
+        .args(["peek", "claude"])
+        .output()
+        .unwrap();
+    let err = failure(&output, 1);
+    assert!(
+        err.contains("error: no _COMM folder at _COMM") && err.contains("fmes init"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_comm_folder_comes_from_fmes_comm_or_defaults_to_dot_comm() {
+    let dir = tempfile::tempdir().unwrap();
+    success(
+        &fmes_command()
+            .current_dir(dir.path())
+            .args(["init", "x"])
+            .output()
+            .unwrap(),
+    );
+    assert!(dir.path().join("_COMM/To_X").is_dir());
+    let elsewhere = dir.path().join("shared");
+    let out = fmes_command()
+        .env("FMES_COMM", &elsewhere)
+        .args(["init", "y"])
+        .output()
+        .unwrap();
+    success(&out);
+    assert!(elsewhere.join("To_Y").is_dir());
+}
+
+#[test]
+fn archive_tries_every_file_and_fails_if_any_failed() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut files = Vec::new();
+    for _ in 0..2 {
+        let sent = json_lines(&success(
+            &comm.run(&["--json", "send", "--from", "a", "--to", "b", "1"]),
+        ));
+        files.push(sent[0]["file"].as_str().unwrap().to_string());
+    }
+    let output = comm.run(&["archive", "b", &files[0], "missing.json", &files[1]]);
+    let err = failure(&output, 1);
+    assert!(err.contains("cannot archive missing.json"), "{err}");
+    assert_eq!(stdout(&output).lines().count(), 2);
+    assert_eq!(comm.json_files("ARCHIVE"), {
+        let mut f = files.clone();
+        f.sort();
+        f
+    });
+}
+
+#[test]
+fn broadcast_and_cleanup() {
+    let comm = TempComm::with_agents(&["a", "b", "c"]);
+    let out = success(&comm.run(&["broadcast", "--from", "a", r#"{"build": "red"}"#]));
+    assert_eq!(out, "sent ALERT to 2 agents: b, c\n");
+    let got = json_lines(&success(&comm.run(&["--json", "receive", "c"])));
+    assert_eq!(
+        (got[0]["priority"].as_i64(), got[0]["type"].as_str()),
+        (Some(1), Some("ALERT"))
+    );
+
+    let report = json_lines(&success(&comm.run(&[
+        "--json",
+        "cleanup",
+        "--max-age",
+        "1h",
+    ])));
+    assert_eq!(
+        report[0],
+        serde_json::json!({"archived": 0, "removed_temporary": 0})
+    );
+    let report = json_lines(&success(&comm.run(&[
+        "--json",
+        "cleanup",
+        "--max-age",
+        "0s",
+    ])));
+    assert_eq!(report[0]["archived"], 2);
+    assert_eq!(comm.json_files("ARCHIVE").len(), 2);
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let payload = format!("\"{}\"", "x".repeat(60_000));
+    for _ in 0..20 {
+        success(&comm.run(&["send", "--from", "a", "--to", "b", &payload]));
+    }
+    let mut child = comm
+        .fmes()
+        .args(["receive", "b"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn demo_shows_a_task_and_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let comm = dir.path().join("demo_COMM");
+    let out = success(&fmes_command().arg("demo").arg(&comm).output().unwrap());
+    for expected in [
+        "==> planner sends a TASK to coder",
+        "TASK from planner to coder",
+        "REPORT from coder to planner",
+        "archived as ARCHIVE/",
+        "planner: 0 waiting",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    let archived = std::fs::read_dir(comm.join("ARCHIVE")).unwrap().count();
+    assert_eq!(archived, 2);
+}

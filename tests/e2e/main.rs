@@ -1,0 +1,11 @@
+//! End-to-end tests of fmes: the library and the `fmes` binary, each test in
+//! its own temporary `_COMM`, every operation through the sandboxed component.
+
+mod support;
+
+mod burst;
+mod cli;
+mod interop;
+mod library;
+mod sandbox;
+mod watch;

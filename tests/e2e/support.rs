@@ -1,0 +1,131 @@
+//! Shared helpers: temporary `_COMM` folders, a shared runtime, and the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+
+use fmes::{Comm, Limits, Runtime};
+
+/// Compiled components are cached here, so tests (and the CLI processes
+/// they start) compile the component once per build, not once per test.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("fmes-component-cache")
+}
+
+/// One runtime for every library test in this process.
+pub fn runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Arc::new(Runtime::new(Limits::default(), Some(&cache_dir())).unwrap()))
+        .clone()
+}
+
+/// A fresh `_COMM` folder inside its own temporary folder.
+pub struct TempComm {
+    pub root: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TempComm {
+    /// An empty `_COMM` folder.
+    pub fn new() -> TempComm {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("_COMM");
+        std::fs::create_dir(&path).unwrap();
+        TempComm { root, path }
+    }
+
+    /// A `_COMM` folder with mailboxes for `agents` (and ARCHIVE/).
+    pub fn with_agents(agents: &[&str]) -> TempComm {
+        let comm = TempComm::new();
+        comm.open().init(agents).unwrap();
+        comm
+    }
+
+    /// The library handle on this folder.
+    pub fn open(&self) -> Comm {
+        Comm::open_with(runtime(), &self.path).unwrap()
+    }
+
+    /// Path of a mailbox folder, e.g. `mailbox("To_Claude")`.
+    pub fn join(&self, relative: &str) -> PathBuf {
+        self.path.join(relative)
+    }
+
+    /// Names of the `*.json` files in a folder under `_COMM`, sorted.
+    pub fn json_files(&self, relative: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.join(relative))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The `fmes` binary, set up to use this folder.
+    pub fn fmes(&self) -> Command {
+        let mut command = fmes_command();
+        command.arg("--comm").arg(&self.path);
+        command
+    }
+
+    /// Runs `fmes --comm <this> args...` to completion with no stdin.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.fmes()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+/// The `fmes` binary with the shared cache and no inherited `FMES_COMM`.
+pub fn fmes_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fmes"));
+    command
+        .env("FMES_CACHE_DIR", cache_dir())
+        .env_remove("FMES_COMM");
+    command
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Asserts the command exited 0 and returns its stdout.
+#[track_caller]
+pub fn success(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// Asserts the command exited with `code` and returns its stderr.
+#[track_caller]
+pub fn failure(output: &Output, code: i32) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+    stderr(output)
+}
+
+/// Parses JSON lines.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}

@@ -1,0 +1,143 @@
+//! `fmes watch`: messages printed as they arrive.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fmes::SendRequest;
+
+use crate::support::*;
+
+/// A running `fmes watch` whose stdout lines arrive on a channel.
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Watcher {
+    fn start(comm: &TempComm, args: &[&str]) -> Watcher {
+        let mut child = comm
+            .fmes()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher { child, lines }
+    }
+
+    /// The next line; a watcher that prints nothing for a minute is broken
+    /// (this bounds the test, it measures nothing).
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = self.child.kill();
+                let mut stderr = String::new();
+                let _ =
+                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr);
+                panic!("the watcher printed no line ({e:?}); its stderr:\n{stderr}");
+            }
+        }
+    }
+
+    fn stop(mut self) -> String {
+        self.child.kill().unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+#[test]
+fn watch_prints_each_new_message_as_json_lines() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    let waiting = q
+        .send(&SendRequest::new("a", "b", r#""already there""#))
+        .unwrap();
+    let mut watcher = Watcher::start(&comm, &["--json", "watch", "b", "--waiting"]);
+    let first = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(first["id"], waiting.id.as_str());
+    assert_eq!(first["file"], waiting.file.as_str());
+
+    // Sent after the watcher printed: only a change notification (or its
+    // rescan) can make it appear.
+    for i in 0..3 {
+        let sent = q
+            .send(&SendRequest::new("a", "b", format!(r#"{{"n": {i}}}"#)).with_type("REPORT"))
+            .unwrap();
+        let line = json_lines(&watcher.next_line()).remove(0);
+        assert_eq!(line["id"], sent.id.as_str());
+        assert_eq!(line["type"], "REPORT");
+        assert_eq!(line["payload"]["n"], i);
+    }
+    // Another agent's mail does not show up; this one's next message does.
+    q.send(&SendRequest::new("b", "a", "1")).unwrap();
+    let last = q.send(&SendRequest::new("a", "b", "2")).unwrap();
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["id"], last.id.as_str());
+    watcher.stop();
+}
+
+#[test]
+fn watch_without_waiting_skips_old_messages_and_warns_about_bad_files() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    q.send(&SendRequest::new("a", "b", r#""old""#)).unwrap();
+    let mut watcher = Watcher::start(&comm, &["watch", "b", "--type", "TASK"]);
+    // Until the watcher has started, a new message might count as waiting;
+    // keep sending until one is printed, then check that "old" never was.
+    let mut printed = Vec::new();
+    let mut attempts = 0;
+    let sent = loop {
+        attempts += 1;
+        assert!(
+            attempts <= 120,
+            "the watcher printed none of {attempts} messages"
+        );
+        let sent = q.send(&SendRequest::new("a", "b", r#""new""#)).unwrap();
+        if let Ok(line) = watcher.lines.recv_timeout(Duration::from_millis(500)) {
+            printed.push(line);
+            break sent;
+        }
+    };
+    std::fs::write(comm.join("To_B").join("broken.json"), "{").unwrap();
+    q.send(&SendRequest::new("a", "b", "3").with_type("REPORT"))
+        .unwrap();
+    let marker = q.send(&SendRequest::new("a", "b", r#""marker""#)).unwrap();
+    loop {
+        let line = watcher.next_line();
+        let done = line.contains(&marker.file);
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let stderr = watcher.stop();
+    let text = printed.join("\n");
+    assert!(text.contains(&sent.file), "{text}");
+    assert!(!text.contains("\"old\""), "{text}");
+    assert!(!text.contains("REPORT"), "{text}");
+    assert!(
+        stderr.contains("To_B/broken.json") && stderr.contains("not JSON"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn watch_of_an_unknown_agent_fails_at_once() {
+    let comm = TempComm::with_agents(&["a"]);
+    let stderr = failure(&comm.run(&["watch", "nobody"]), 1);
+    assert!(stderr.contains("unknown agent \"nobody\""), "{stderr}");
+}

@@ -68,7 +68,7 @@ fn send_stores_the_format_fields_and_returns_them() {
     assert_eq!(sent.message_type, "TASK");
     assert_eq!(sent.priority, 5);
     assert_eq!((sent.from.as_str(), sent.to.as_str()), ("Claude", "CURSOR"));
-    assert_eq!(comm.json_files("To_Cursor"), [sent.file.clone()]);
+    assert_eq!(comm.json_files("To_Cursor"), std::slice::from_ref(&sent.file));
 
     let text = std::fs::read_to_string(comm.join("To_Cursor").join(&sent.file)).unwrap();
     let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -369,8 +369,8 @@ fn cleanup_archives_old_messages_and_stale_temporary_files() {
 
     let report = q.cleanup(Duration::from_secs(3600)).unwrap();
     assert_eq!((report.archived, report.removed_temporary), (1, 1));
-    assert_eq!(comm.json_files("To_B"), [fresh.file.clone()]);
-    assert_eq!(comm.json_files("ARCHIVE"), [old.file.clone()]);
+    assert_eq!(comm.json_files("To_B"), std::slice::from_ref(&fresh.file));
+    assert_eq!(comm.json_files("ARCHIVE"), std::slice::from_ref(&old.file));
     assert!(!mailbox.join("crashed.tmp").exists());
     assert!(mailbox.join("in-progress.tmp").exists());
     // Nothing more to do: counts only what it moved.

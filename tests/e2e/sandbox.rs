@@ -132,7 +132,7 @@ fn a_mailbox_or_archive_that_is_a_symlink_is_refused() {
         "{err}"
     );
     assert_eq!(snapshot(&outside).len(), 1);
-    assert_eq!(comm.json_files("To_B"), [sent.file.clone()]);
+    assert_eq!(comm.json_files("To_B"), std::slice::from_ref(&sent.file));
 }
 
 #[test]

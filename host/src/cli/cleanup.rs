@@ -53,6 +53,22 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// Writes an age the way `parse_duration` reads it: `1h30m`, `0s`.
+fn format_age(age: Duration) -> String {
+    let mut secs = age.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut text = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            text.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    text
+}
+
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let report = context.open()?.cleanup(args.max_age)?;
     let mut out = std::io::stdout().lock();
@@ -65,9 +81,9 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         writeln!(
             out,
-            "archived {} messages older than {}s; removed {} stale temporary files",
+            "archived {} messages older than {}; removed {} stale temporary files",
             report.archived,
-            args.max_age.as_secs(),
+            format_age(args.max_age),
             report.removed_temporary
         )?;
     }
@@ -84,6 +100,11 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        for age in ["1d2h3m4s", "24h", "0s", "90m"] {
+            let parsed = parse_duration(age).unwrap();
+            assert_eq!(parse_duration(&format_age(parsed)), Ok(parsed));
+        }
+        assert_eq!(format_age(Duration::from_secs(5_400)), "1h30m");
         for bad in ["", "24", "h", "1x", "-1h", "1.5h", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

@@ -181,7 +181,10 @@ impl Comm {
         }
         let (store, queue) = self.instance.as_mut().expect("instance made above");
         store.set_epoch_deadline(self.runtime.deadline_ticks());
-        match f(queue, store) {
+        let in_flight = self.runtime.call_in_flight();
+        let result = f(queue, store);
+        drop(in_flight);
+        match result {
             Ok(result) => result.map_err(|e| Error::Queue(from_wit_error(e))),
             Err(trap) => {
                 let (store, _) = self.instance.take().expect("instance made above");
@@ -197,6 +200,7 @@ impl Comm {
         store.epoch_deadline_trap();
         // Instantiating runs no queue code; the call's own limit is set per call.
         store.set_epoch_deadline(INSTANTIATE_TICKS);
+        let _in_flight = self.runtime.call_in_flight();
         let queue = self
             .runtime
             .pre

@@ -3,8 +3,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
@@ -57,7 +56,7 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) pre: QueuePre<Sandbox>,
     pub(crate) limits: Limits,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
 }
 
 impl Runtime {
@@ -74,13 +73,12 @@ impl Runtime {
         let instance_pre = linker.instantiate_pre(&component).map_err(load_error)?;
         let pre = QueuePre::new(instance_pre).map_err(load_error)?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        start_ticker(engine.clone(), ticker_stop.clone());
+        let ticker = Ticker::start(engine.clone());
         Ok(Runtime {
             engine,
             pre,
             limits,
-            ticker_stop,
+            ticker,
         })
     }
 
@@ -97,6 +95,12 @@ impl Runtime {
         Ok(SHARED.get_or_init(|| runtime).clone())
     }
 
+    /// Keeps the epoch advancing until the guard is dropped.
+    pub(crate) fn call_in_flight(&self) -> InFlight<'_> {
+        self.ticker.update(|state| state.in_flight += 1);
+        InFlight(&self.ticker)
+    }
+
     /// Epoch ticks that make up the time limit (zero stops a call at once).
     pub(crate) fn deadline_ticks(&self) -> u64 {
         (self.limits.time.as_millis() / TICK.as_millis()) as u64
@@ -110,7 +114,70 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.ticker.update(|state| state.stop = true);
+    }
+}
+
+/// Advances the engine's epoch every tick while any call is in flight, so a
+/// call past its deadline traps, and sleeps otherwise (an idle `fmes watch`
+/// costs no wake-ups).
+pub(crate) struct Ticker {
+    state: Mutex<TickerState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct TickerState {
+    in_flight: usize,
+    stop: bool,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Arc<Ticker> {
+        let ticker = Arc::new(Ticker {
+            state: Mutex::new(TickerState::default()),
+            wake: Condvar::new(),
+        });
+        let shared = ticker.clone();
+        std::thread::Builder::new()
+            .name("fmes-epoch".into())
+            .spawn(move || {
+                loop {
+                    let state = shared.lock();
+                    let state = shared
+                        .wake
+                        .wait_while(state, |s| s.in_flight == 0 && !s.stop)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if state.stop {
+                        return;
+                    }
+                    drop(state);
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn the epoch thread");
+        ticker
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TickerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update(&self, change: impl FnOnce(&mut TickerState)) {
+        change(&mut self.lock());
+        self.wake.notify_all();
+    }
+}
+
+/// A call in flight; see [`Runtime::call_in_flight`].
+pub(crate) struct InFlight<'a>(&'a Ticker);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.update(|state| state.in_flight -= 1);
     }
 }
 
@@ -128,19 +195,6 @@ pub fn component_imports() -> Result<Vec<String>, Error> {
 
 fn load_error(e: impl std::fmt::Display) -> Error {
     Error::Load(format!("{e:#}"))
-}
-
-/// Advances the epoch every tick, so a call past its deadline traps.
-fn start_ticker(engine: Engine, stop: Arc<AtomicBool>) {
-    std::thread::Builder::new()
-        .name("fmes-epoch".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                engine.increment_epoch();
-            }
-        })
-        .expect("spawn the epoch thread");
 }
 
 fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> Result<Component, Error> {

@@ -65,6 +65,16 @@ pub fn watch(
     let mut first = true;
     loop {
         let received = comm.receive(agent, message_type, None)?;
+        // Bad files first: whoever sees a message printed knows every bad
+        // file that was there before it has been reported.
+        let mut current_malformed = HashSet::new();
+        for bad in &received.malformed {
+            current_malformed.insert(bad.file.clone());
+            if !seen_malformed.contains(&bad.file) && !on_event(Event::Malformed(bad)) {
+                return Ok(());
+            }
+        }
+        seen_malformed = current_malformed;
         let mut current = HashSet::with_capacity(received.messages.len());
         for message in &received.messages {
             let new = !seen.contains(&message.file);
@@ -75,14 +85,6 @@ pub fn watch(
         }
         // Forget files that left the mailbox, so memory stays bounded.
         seen = current;
-        let mut current_malformed = HashSet::new();
-        for bad in &received.malformed {
-            current_malformed.insert(bad.file.clone());
-            if !seen_malformed.contains(&bad.file) && !on_event(Event::Malformed(bad)) {
-                return Ok(());
-            }
-        }
-        seen_malformed = current_malformed;
         first = false;
 
         match woken.recv_timeout(SAFETY_RESCAN) {

@@ -68,7 +68,10 @@ fn send_stores_the_format_fields_and_returns_them() {
     assert_eq!(sent.message_type, "TASK");
     assert_eq!(sent.priority, 5);
     assert_eq!((sent.from.as_str(), sent.to.as_str()), ("Claude", "CURSOR"));
-    assert_eq!(comm.json_files("To_Cursor"), std::slice::from_ref(&sent.file));
+    assert_eq!(
+        comm.json_files("To_Cursor"),
+        std::slice::from_ref(&sent.file)
+    );
 
     let text = std::fs::read_to_string(comm.join("To_Cursor").join(&sent.file)).unwrap();
     let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -397,4 +400,25 @@ fn a_dropped_mailbox_is_an_io_error_not_an_empty_answer() {
         matches!(err, Error::Queue(QueueError::UnknownAgent { .. })),
         "{err}"
     );
+}
+
+#[test]
+fn messages_from_writers_with_looser_names_can_be_filtered_and_archived() {
+    let comm = TempComm::with_agents(&["cursor"]);
+    let file = "5_20240101_120000_Jürgen_BUG REPORT.json";
+    std::fs::write(
+        comm.join("To_Cursor").join(file),
+        r#"{"id": "11111111-2222-4333-8444-555555555555", "from": "Jürgen", "to": "cursor",
+            "type": "BUG REPORT", "priority": 5, "timestamp": "2024-01-01T11:00:00Z", "payload": {}}"#,
+    )
+    .unwrap();
+    let mut q = comm.open();
+    let bugs = q
+        .receive("cursor", Some("BUG REPORT"), None)
+        .unwrap()
+        .messages;
+    assert_eq!(bugs.len(), 1);
+    assert_eq!(bugs[0].from, "Jürgen");
+    assert_eq!(q.archive("cursor", file).unwrap(), file);
+    assert_eq!(comm.json_files("ARCHIVE"), [file]);
 }

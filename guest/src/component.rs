@@ -2,17 +2,21 @@
 
 use std::time::Duration;
 
+use std::cell::Cell;
+
 use crate::fs::WasiFs;
-use crate::queue::{self, Queue};
+use crate::queue::{self, Options, Queue};
 
 wit_bindgen::generate!({
     path: "../wit",
     world: "queue",
 });
 
-use exports::fmes::queue::admin::{self, CleanupReport};
+use exports::fmes::queue::admin::{self, CleanupReport, MailboxStats};
+use exports::fmes::queue::claims::{self, ClaimBatch, Claimed, RecoverReport, Released};
+use exports::fmes::queue::dead_letters::{self, DeadLetter};
 use exports::fmes::queue::messages::{self, Received, SendRequest};
-use exports::fmes::queue::types::{self, Message, QueueError};
+use exports::fmes::queue::types::{self, MalformedFile, Message, QueueError};
 
 /// Where the host preopens the queue's root; nothing else is reachable.
 const ROOT: &str = "/_COMM";
@@ -21,12 +25,47 @@ struct Component;
 
 export!(Component);
 
+thread_local! {
+    /// Settings from `admin.configure`, for every later call on this instance.
+    static OPTIONS: Cell<Options> = Cell::new(Options::default());
+}
+
 fn queue() -> Result<Queue<WasiFs>, crate::QueueError> {
     let fs = WasiFs::preopen(ROOT).map_err(|e| crate::QueueError::io("open", "", e))?;
-    Ok(Queue::new(fs))
+    Ok(Queue::with_options(fs, OPTIONS.get()))
+}
+
+fn malformed(m: crate::MalformedFile) -> MalformedFile {
+    MalformedFile {
+        file: m.file,
+        reason: m.reason,
+    }
 }
 
 impl admin::Guest for Component {
+    fn configure(options: admin::Options) {
+        OPTIONS.set(Options {
+            durable: options.durable,
+            // Zero deliveries would dead-letter every message unseen.
+            max_deliveries: options.max_deliveries.max(1),
+        });
+    }
+
+    fn stats() -> Result<Vec<MailboxStats>, QueueError> {
+        let stats = queue()?.stats()?;
+        Ok(stats
+            .into_iter()
+            .map(|s| MailboxStats {
+                agent: s.agent,
+                ready: s.ready,
+                in_flight: s.in_flight,
+                dead: s.dead,
+                archived: s.archived,
+                oldest_ready_age_ms: s.oldest_ready_age_ms,
+            })
+            .collect())
+    }
+
     fn init(agents: Vec<String>) -> Result<Vec<String>, QueueError> {
         Ok(queue()?.init(&agents)?)
     }
@@ -76,14 +115,7 @@ impl messages::Guest for Component {
         let received = queue()?.receive(&agent, message_type.as_deref(), limit)?;
         Ok(Received {
             messages: received.messages.into_iter().map(Message::from).collect(),
-            malformed: received
-                .malformed
-                .into_iter()
-                .map(|m| types::MalformedFile {
-                    file: m.file,
-                    reason: m.reason,
-                })
-                .collect(),
+            malformed: received.malformed.into_iter().map(malformed).collect(),
         })
     }
 
@@ -93,6 +125,85 @@ impl messages::Guest for Component {
 
     fn archive(agent: String, file: String) -> Result<String, QueueError> {
         Ok(queue()?.archive(&agent, &file)?)
+    }
+}
+
+impl claims::Guest for Component {
+    fn claim(
+        agent: String,
+        consumer: String,
+        limit: u32,
+        lease_ms: u64,
+    ) -> Result<ClaimBatch, QueueError> {
+        let batch = queue()?.claim(&agent, &consumer, limit, Duration::from_millis(lease_ms))?;
+        Ok(ClaimBatch {
+            claimed: batch
+                .claimed
+                .into_iter()
+                .map(|c| Claimed {
+                    message: c.message.into(),
+                    deliveries: c.deliveries,
+                    lease_expires_ms: c.lease_expires_ms,
+                })
+                .collect(),
+            dead_lettered: batch.dead_lettered.into_iter().map(malformed).collect(),
+        })
+    }
+
+    fn ack(agent: String, consumer: String, file: String) -> Result<String, QueueError> {
+        Ok(queue()?.ack(&agent, &consumer, &file)?)
+    }
+
+    fn release(agent: String, consumer: String, file: String) -> Result<Released, QueueError> {
+        Ok(match queue()?.release(&agent, &consumer, &file)? {
+            crate::Released::Returned(name) => Released::Returned(name),
+            crate::Released::DeadLettered(name) => Released::DeadLettered(name),
+        })
+    }
+
+    fn extend(
+        agent: String,
+        consumer: String,
+        file: String,
+        lease_ms: u64,
+    ) -> Result<u64, QueueError> {
+        Ok(queue()?.extend(&agent, &consumer, &file, Duration::from_millis(lease_ms))?)
+    }
+
+    fn recover() -> Result<RecoverReport, QueueError> {
+        let r = queue()?.recover()?;
+        Ok(RecoverReport {
+            returned: r.returned,
+            dead_lettered: r.dead_lettered,
+            finished_moves: r.finished_moves,
+            removed_temporary: r.removed_temporary,
+        })
+    }
+}
+
+impl dead_letters::Guest for Component {
+    fn list(agent: Option<String>) -> Result<Vec<DeadLetter>, QueueError> {
+        let letters = queue()?.dead_letters(agent.as_deref())?;
+        Ok(letters.into_iter().map(dead_letter).collect())
+    }
+
+    fn retry(agent: String, file: String) -> Result<String, QueueError> {
+        Ok(queue()?.retry_dead_letter(&agent, &file)?)
+    }
+
+    fn purge(agent: Option<String>, file: Option<String>) -> Result<Vec<DeadLetter>, QueueError> {
+        let purged = queue()?.purge_dead_letters(agent.as_deref(), file.as_deref())?;
+        Ok(purged.into_iter().map(dead_letter).collect())
+    }
+}
+
+fn dead_letter(d: crate::DeadLetter) -> DeadLetter {
+    DeadLetter {
+        agent: d.agent,
+        file: d.file,
+        reason: d.reason,
+        deliveries: d.deliveries,
+        dead_at_ms: d.dead_at_ms,
     }
 }
 
@@ -117,6 +228,7 @@ impl From<crate::QueueError> for QueueError {
         use crate::QueueError as E;
         match e {
             E::InvalidAgentName(name) => QueueError::InvalidAgentName(name),
+            E::InvalidConsumer(name) => QueueError::InvalidConsumer(name),
             E::UnknownAgent { name, known } => {
                 QueueError::UnknownAgent(types::UnknownAgent { name, known })
             }

@@ -12,6 +12,8 @@ pub enum QueueError {
         KnownAgents(known)
     )]
     UnknownAgent { name: String, known: Vec<String> },
+    #[error("invalid consumer name {0:?}: use 1 to 64 ASCII letters, digits, '-' or '_'")]
+    InvalidConsumer(String),
     #[error("invalid priority {0}: use 1 (most urgent) to 9 (least)")]
     InvalidPriority(u8),
     #[error("invalid message type {0:?}: use 1 to 32 ASCII letters, digits, '-' or '_'")]

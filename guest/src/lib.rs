@@ -5,12 +5,16 @@
 //! `wasm32-wasip2` component that the `fmes` host runs in a sandbox, where
 //! its only reachable directory is the preopen `/_COMM`.
 
+pub mod claims;
 pub mod clock;
+pub mod dead;
 pub mod error;
 pub mod fs;
 pub mod message;
 pub mod names;
 pub mod queue;
+mod settle;
+pub mod stats;
 
 #[cfg(test)]
 mod queue_tests;
@@ -18,7 +22,10 @@ mod queue_tests;
 #[cfg(target_family = "wasm")]
 mod component;
 
+pub use claims::{ClaimBatch, Claimed, RecoverReport, Released};
+pub use dead::DeadLetter;
 pub use error::QueueError;
 pub use fs::{FileSystem, StdFs};
 pub use message::Message;
-pub use queue::{CleanupReport, MalformedFile, Queue, Received, SendRequest};
+pub use queue::{CleanupReport, MalformedFile, Options, Queue, Received, SendRequest};
+pub use stats::MailboxStats;

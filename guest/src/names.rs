@@ -15,6 +15,8 @@ pub const MAX_FILE_NAME: usize = 255;
 
 /// The folder, directly in `_COMM`, that holds archived messages.
 pub const ARCHIVE_DIR: &str = "ARCHIVE";
+/// The folder, directly in `_COMM`, that holds dead letters, one folder per mailbox.
+pub const DEAD_DIR: &str = "DEAD";
 /// Prefix of every mailbox folder.
 pub const MAILBOX_PREFIX: &str = "To_";
 /// The agents the Python implementation configures by default.

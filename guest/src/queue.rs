@@ -89,14 +89,71 @@ pub struct CleanupReport {
     pub removed_temporary: u32,
 }
 
+/// How the queue trades safety for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Flush every new file and every directory change to disk before an
+    /// operation returns. Without it, a power loss or kernel crash (not a
+    /// process crash) can lose messages whose operation had returned.
+    pub durable: bool,
+    /// Deliveries after which an unacknowledged message is dead-lettered.
+    pub max_deliveries: u32,
+}
+
+/// Deliveries before a message is dead-lettered, unless configured.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durable: true,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
+        }
+    }
+}
+
 /// The F-MES queue rooted at a `_COMM` folder.
 pub struct Queue<F> {
-    fs: F,
+    pub(crate) fs: F,
+    pub(crate) options: Options,
 }
 
 impl<F: FileSystem> Queue<F> {
     pub fn new(fs: F) -> Self {
-        Queue { fs }
+        Queue::with_options(fs, Options::default())
+    }
+
+    pub fn with_options(fs: F, options: Options) -> Self {
+        Queue { fs, options }
+    }
+
+    /// Flushes a directory's entries when durable.
+    pub(crate) fn sync(&self, dir: &str) -> Result<(), QueueError> {
+        if self.options.durable {
+            self.fs
+                .sync_dir(dir)
+                .map_err(|e| QueueError::io("flush", dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// True if a path exists (without following links).
+    pub(crate) fn exists(&self, path: &str) -> Result<bool, QueueError> {
+        match self.fs.status(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(QueueError::io("inspect", path, e)),
+        }
+    }
+
+    /// True if a file was last changed longer ago than the temporary-file
+    /// grace period (false if it is gone or cannot be inspected).
+    pub(crate) fn older_than_grace(&self, path: &str) -> bool {
+        self.fs.status(path).is_ok_and(|status| {
+            SystemTime::now()
+                .duration_since(status.modified)
+                .is_ok_and(|age| age > TEMPORARY_GRACE)
+        })
     }
 
     /// Creates `ARCHIVE/` and the agents' mailboxes (the Python defaults when
@@ -333,7 +390,7 @@ impl<F: FileSystem> Queue<F> {
     }
 
     /// The mailbox folder of a valid agent name, checked to exist.
-    fn mailbox(&self, agent: &str) -> Result<String, QueueError> {
+    pub(crate) fn mailbox(&self, agent: &str) -> Result<String, QueueError> {
         let dir = names::mailbox_dir(agent);
         match self.fs.status(&dir) {
             Ok(status) if status.kind == EntryKind::Dir => Ok(dir),
@@ -350,7 +407,7 @@ impl<F: FileSystem> Queue<F> {
     }
 
     /// Creates a directory unless it exists; true if this call created it.
-    fn ensure_dir(&self, dir: &str) -> Result<bool, QueueError> {
+    pub(crate) fn ensure_dir(&self, dir: &str) -> Result<bool, QueueError> {
         match self.fs.create_dir(dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => match self.fs.status(dir) {
@@ -396,7 +453,10 @@ impl<F: FileSystem> Queue<F> {
             attempt += 1;
             let file = new.file_name(&random_hex(4));
             let temporary = format!("{mailbox}/{}.tmp", file.trim_end_matches(".json"));
-            match self.fs.write_new(&temporary, text.as_bytes()) {
+            match self
+                .fs
+                .write_new(&temporary, text.as_bytes(), self.options.durable)
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
                     continue;
@@ -417,6 +477,7 @@ impl<F: FileSystem> Queue<F> {
         // The message is published; a leftover temporary name would only be
         // swept by cleanup, so a failure here is not the sender's problem.
         let _ = self.fs.remove_file(&temporary);
+        self.sync(mailbox)?;
 
         Ok(Message {
             id: new.id.clone(),
@@ -432,7 +493,7 @@ impl<F: FileSystem> Queue<F> {
     }
 
     /// Reads one message file; `None` if it vanished (another reader archived it).
-    fn read_message(
+    pub(crate) fn read_message(
         &self,
         mailbox: &str,
         file: &str,
@@ -472,39 +533,11 @@ impl<F: FileSystem> Queue<F> {
             }
             Err(e) => return Err(QueueError::io("inspect", &source, e)),
         }
-        self.ensure_dir(ARCHIVE_DIR)?;
-        let stem = file.trim_end_matches(".json");
-        let mut archived = file.to_string();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let target = format!("{ARCHIVE_DIR}/{archived}");
-            match self.fs.link(&source, &target) {
-                Ok(()) => break,
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
-                    archived = format!("{stem}_{}.json", &random_hex(3));
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(QueueError::NotFound(format!(
-                        "{source} is not in the mailbox"
-                    )));
-                }
-                Err(e) => return Err(QueueError::io("archive", &source, e)),
-            }
-        }
-        match self.fs.remove_file(&source) {
-            Ok(()) => Ok(archived),
-            Err(e) => {
-                // Another archiver moved it first: keep only its copy.
-                let _ = self.fs.remove_file(&format!("{ARCHIVE_DIR}/{archived}"));
-                if e.kind() == ErrorKind::NotFound {
-                    Err(QueueError::NotFound(format!(
-                        "{source} is not in the mailbox"
-                    )))
-                } else {
-                    Err(QueueError::io("remove", &source, e))
-                }
-            }
+        match self.settle(&source, ARCHIVE_DIR, file, None) {
+            Err(QueueError::NotFound(_)) => Err(QueueError::NotFound(format!(
+                "{source} is not in the mailbox"
+            ))),
+            other => other,
         }
     }
 }
@@ -519,7 +552,7 @@ fn parse_payload(payload: &str, max: Option<u64>) -> Result<Value, QueueError> {
     serde_json::from_str(payload).map_err(|e| QueueError::InvalidPayload(e.to_string()))
 }
 
-fn describe_kind(kind: EntryKind) -> &'static str {
+pub(crate) fn describe_kind(kind: EntryKind) -> &'static str {
     match kind {
         EntryKind::File => "a file",
         EntryKind::Dir => "a folder",
@@ -539,7 +572,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     random_bytes::<16>()[..bytes]
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -7,11 +7,14 @@ use std::time::Duration;
 use wasmtime::Store;
 
 use crate::bindings::Queue;
-use crate::bindings::exports::fmes::queue::{messages, types};
+use crate::bindings::exports::fmes::queue::{admin, claims, dead_letters, messages, types};
 use crate::error::{Error, QueueError};
 use crate::runtime::Runtime;
 use crate::sandbox::Sandbox;
-use fmes_queue::{CleanupReport, MalformedFile, Message, Received, SendRequest};
+use fmes_queue::{
+    ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
+    Received, RecoverReport, Released, SendRequest,
+};
 
 /// Epoch ticks allowed for instantiation (ten seconds).
 const INSTANTIATE_TICKS: u64 = 1_000;
@@ -24,6 +27,7 @@ pub struct Comm {
     /// The live instance; dropped after a trap, since a trapped instance
     /// must not be called again, and made anew on the next call.
     instance: Option<(Store<Sandbox>, Queue)>,
+    options: Options,
 }
 
 impl Comm {
@@ -72,7 +76,23 @@ impl Comm {
             dir: dir.to_path_buf(),
             runtime,
             instance: None,
+            options: Options::default(),
         })
+    }
+
+    /// Changes durability and the delivery limit for every later call.
+    pub fn set_options(&mut self, options: Options) -> Result<(), Error> {
+        self.options = options;
+        if self.instance.is_some() {
+            let options = wit_options(options);
+            self.call(|q, s| q.fmes_queue_admin().call_configure(s, options).map(Ok))?;
+        }
+        Ok(())
+    }
+
+    /// The settings in force.
+    pub fn options(&self) -> Options {
+        self.options
     }
 
     /// The folder this handle works on.
@@ -140,14 +160,7 @@ impl Comm {
         })?;
         Ok(Received {
             messages: received.messages.into_iter().map(into_message).collect(),
-            malformed: received
-                .malformed
-                .into_iter()
-                .map(|m| MalformedFile {
-                    file: m.file,
-                    reason: m.reason,
-                })
-                .collect(),
+            malformed: received.malformed.into_iter().map(into_malformed).collect(),
         })
     }
 
@@ -168,6 +181,115 @@ impl Comm {
             archived: report.archived,
             removed_temporary: report.removed_temporary,
         })
+    }
+
+    /// Counts for every mailbox.
+    pub fn stats(&mut self) -> Result<Vec<MailboxStats>, Error> {
+        let stats = self.call(|q, s| q.fmes_queue_admin().call_stats(s))?;
+        Ok(stats
+            .into_iter()
+            .map(|s| MailboxStats {
+                agent: s.agent,
+                ready: s.ready,
+                in_flight: s.in_flight,
+                dead: s.dead,
+                archived: s.archived,
+                oldest_ready_age_ms: s.oldest_ready_age_ms,
+            })
+            .collect())
+    }
+
+    /// Claims up to `limit` messages for `consumer`, for `lease`.
+    pub fn claim(
+        &mut self,
+        agent: &str,
+        consumer: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<ClaimBatch, Error> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let batch = self.call(|q, s| {
+            q.fmes_queue_claims()
+                .call_claim(s, agent, consumer, limit, lease_ms)
+        })?;
+        Ok(ClaimBatch {
+            claimed: batch
+                .claimed
+                .into_iter()
+                .map(|c| Claimed {
+                    message: into_message(c.message),
+                    deliveries: c.deliveries,
+                    lease_expires_ms: c.lease_expires_ms,
+                })
+                .collect(),
+            dead_lettered: batch
+                .dead_lettered
+                .into_iter()
+                .map(into_malformed)
+                .collect(),
+        })
+    }
+
+    /// Acknowledges a claimed message (archives it); returns its name in `ARCHIVE/`.
+    pub fn ack(&mut self, agent: &str, consumer: &str, file: &str) -> Result<String, Error> {
+        self.call(|q, s| q.fmes_queue_claims().call_ack(s, agent, consumer, file))
+    }
+
+    /// Releases a claimed message back to the mailbox (or the dead letters).
+    pub fn release(&mut self, agent: &str, consumer: &str, file: &str) -> Result<Released, Error> {
+        let released =
+            self.call(|q, s| q.fmes_queue_claims().call_release(s, agent, consumer, file))?;
+        Ok(match released {
+            claims::Released::Returned(name) => Released::Returned(name),
+            claims::Released::DeadLettered(name) => Released::DeadLettered(name),
+        })
+    }
+
+    /// Extends a claim's lease to `lease` from now; returns the new expiry (ms since 1970).
+    pub fn extend(
+        &mut self,
+        agent: &str,
+        consumer: &str,
+        file: &str,
+        lease: Duration,
+    ) -> Result<u64, Error> {
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        self.call(|q, s| {
+            q.fmes_queue_claims()
+                .call_extend(s, agent, consumer, file, lease_ms)
+        })
+    }
+
+    /// Returns expired claims, completes interrupted moves, removes stale temporary files.
+    pub fn recover(&mut self) -> Result<RecoverReport, Error> {
+        let r = self.call(|q, s| q.fmes_queue_claims().call_recover(s))?;
+        Ok(RecoverReport {
+            returned: r.returned,
+            dead_lettered: r.dead_lettered,
+            finished_moves: r.finished_moves,
+            removed_temporary: r.removed_temporary,
+        })
+    }
+
+    /// Dead letters of one agent, or of all.
+    pub fn dead_letters(&mut self, agent: Option<&str>) -> Result<Vec<DeadLetter>, Error> {
+        let letters = self.call(|q, s| q.fmes_queue_dead_letters().call_list(s, agent))?;
+        Ok(letters.into_iter().map(into_dead_letter).collect())
+    }
+
+    /// Puts a dead letter back in its mailbox; returns its name there.
+    pub fn retry_dead_letter(&mut self, agent: &str, file: &str) -> Result<String, Error> {
+        self.call(|q, s| q.fmes_queue_dead_letters().call_retry(s, agent, file))
+    }
+
+    /// Deletes dead letters (one, an agent's, or all); returns what was deleted.
+    pub fn purge_dead_letters(
+        &mut self,
+        agent: Option<&str>,
+        file: Option<&str>,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        let purged = self.call(|q, s| q.fmes_queue_dead_letters().call_purge(s, agent, file))?;
+        Ok(purged.into_iter().map(into_dead_letter).collect())
     }
 
     /// Runs one call under the time limit, making the instance if needed
@@ -206,6 +328,11 @@ impl Comm {
             .pre
             .instantiate(&mut store)
             .map_err(|e| Error::Load(format!("{e:#}")))?;
+        store.set_epoch_deadline(self.runtime.deadline_ticks());
+        queue
+            .fmes_queue_admin()
+            .call_configure(&mut store, wit_options(self.options))
+            .map_err(|trap| classify_trap(&self.runtime, trap, store.data()))?;
         Ok((store, queue))
     }
 }
@@ -221,6 +348,30 @@ fn classify_trap(runtime: &Runtime, trap: wasmtime::Error, sandbox: &Sandbox) ->
     Error::Trap {
         message,
         stderr: sandbox.stderr_text(),
+    }
+}
+
+fn wit_options(options: Options) -> admin::Options {
+    admin::Options {
+        durable: options.durable,
+        max_deliveries: options.max_deliveries,
+    }
+}
+
+fn into_malformed(m: types::MalformedFile) -> MalformedFile {
+    MalformedFile {
+        file: m.file,
+        reason: m.reason,
+    }
+}
+
+fn into_dead_letter(d: dead_letters::DeadLetter) -> DeadLetter {
+    DeadLetter {
+        agent: d.agent,
+        file: d.file,
+        reason: d.reason,
+        deliveries: d.deliveries,
+        dead_at_ms: d.dead_at_ms,
     }
 }
 
@@ -242,6 +393,7 @@ fn from_wit_error(e: types::QueueError) -> QueueError {
     use types::QueueError as W;
     match e {
         W::InvalidAgentName(name) => QueueError::InvalidAgentName(name),
+        W::InvalidConsumer(name) => QueueError::InvalidConsumer(name),
         W::UnknownAgent(u) => QueueError::UnknownAgent {
             name: u.name,
             known: u.known,

@@ -15,5 +15,8 @@ pub mod watch;
 
 pub use comm::Comm;
 pub use error::{Error, QueueError};
-pub use fmes_queue::{CleanupReport, MalformedFile, Message, Received, SendRequest};
+pub use fmes_queue::{
+    ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
+    Received, RecoverReport, Released, SendRequest,
+};
 pub use runtime::{Limits, Runtime};

@@ -64,8 +64,16 @@ pub trait FileSystem {
     fn status(&self, path: &str) -> io::Result<Status>;
     /// Reads a regular file (never through a symbolic link), at most `cap` bytes.
     fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome>;
-    /// Creates a new file holding `bytes`; `AlreadyExists` if the name is taken.
-    fn write_new(&self, path: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Creates a new file holding `bytes`; `AlreadyExists` if the name is
+    /// taken. With `durable`, its data is on disk before this returns.
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()>;
+    /// Renames a file or directory. Callers only rename to names that no
+    /// other file can have, so this never replaces anything.
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    /// True if two paths name the same file (hard links of one file).
+    fn same_file(&self, a: &str, b: &str) -> io::Result<bool>;
+    /// Makes a directory's entries (names created, renamed, removed) durable.
+    fn sync_dir(&self, dir: &str) -> io::Result<()>;
     /// Gives the file at `from` the extra name `to`; `AlreadyExists` if `to`
     /// is taken. This is how a file is published without ever replacing another.
     fn link(&self, from: &str, to: &str) -> io::Result<()>;

@@ -91,13 +91,39 @@ impl FileSystem for StdFs {
         Ok(ReadOutcome::Bytes(bytes))
     }
 
-    fn write_new(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(self.path(path))?;
-        file.write_all(bytes)
+        file.write_all(bytes)?;
+        if durable {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.path(from), self.path(to))
+    }
+
+    fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
+        let a = std::fs::symlink_metadata(self.path(a))?;
+        let b = std::fs::symlink_metadata(self.path(b))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(a.dev() == b.dev() && a.ino() == b.ino())
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(a.len() == b.len() && a.modified()? == b.modified()?)
+        }
+    }
+
+    fn sync_dir(&self, dir: &str) -> io::Result<()> {
+        std::fs::File::open(self.path(dir))?.sync_all()
     }
 
     fn link(&self, from: &str, to: &str) -> io::Result<()> {

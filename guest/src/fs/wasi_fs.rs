@@ -179,7 +179,7 @@ impl FileSystem for WasiFs {
         }
     }
 
-    fn write_new(&self, path: &str, bytes: &[u8]) -> io::Result<()> {
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         let file = self
             .root
             .open_at(
@@ -199,7 +199,34 @@ impl FileSystem for WasiFs {
             }
             written += n as usize;
         }
+        if durable {
+            file.sync_data().map_err(to_io)?;
+        }
         Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.root.rename_at(from, &self.root, to).map_err(to_io)
+    }
+
+    fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
+        // The host derives these hashes from device and inode numbers.
+        let a = self
+            .root
+            .metadata_hash_at(PathFlags::empty(), a)
+            .map_err(to_io)?;
+        let b = self
+            .root
+            .metadata_hash_at(PathFlags::empty(), b)
+            .map_err(to_io)?;
+        Ok(a.upper == b.upper && a.lower == b.lower)
+    }
+
+    fn sync_dir(&self, dir: &str) -> io::Result<()> {
+        if dir.is_empty() {
+            return self.root.sync().map_err(to_io);
+        }
+        self.open_dir(dir)?.sync().map_err(to_io)
     }
 
     fn link(&self, from: &str, to: &str) -> io::Result<()> {

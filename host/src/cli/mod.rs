@@ -1,15 +1,22 @@
 //! The `fmes` command line: one module per subcommand.
 
+mod ack;
 mod agents;
 mod archive;
 mod broadcast;
+mod claim;
 mod cleanup;
+mod dead;
 mod demo;
+mod duration;
 mod init;
 mod output;
 mod peek;
 mod receive;
+mod recover;
+mod release;
 mod send;
+mod stats;
 mod watch;
 
 use std::path::PathBuf;
@@ -32,6 +39,8 @@ Examples:
   fmes archive coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json
   fmes watch planner                         print messages for planner as they arrive
   fmes demo                                  see two agents exchange a task and a report
+  fmes claim coder --consumer w1 --lease 5m  take the next message for worker w1 alone
+  fmes ack coder --consumer w1 FILE          done with it: archive it
 
 Exit status: 0 on success, 1 if the operation failed, 2 on bad usage.
 Every operation runs inside the fmes WebAssembly component, which can reach
@@ -55,6 +64,17 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Do not flush files and folders to disk before reporting success:
+    /// faster, but a power loss or OS crash (not a crashed process) can then
+    /// lose messages an operation reported done.
+    #[arg(long, global = true, env = "FMES_NO_SYNC")]
+    pub no_sync: bool,
+
+    /// Deliveries after which an unacknowledged message goes to the dead letters.
+    #[arg(long, global = true, env = "FMES_MAX_DELIVERIES", default_value_t = fmes_queue::queue::DEFAULT_MAX_DELIVERIES,
+          value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_deliveries: u32,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,6 +89,14 @@ pub enum Command {
     Peek(peek::Args),
     Broadcast(broadcast::Args),
     Cleanup(cleanup::Args),
+    Claim(claim::Args),
+    Ack(ack::Args),
+    Release(release::Args),
+    Extend(release::ExtendArgs),
+    Recover(recover::Args),
+    #[command(subcommand)]
+    Dead(dead::Command),
+    Stats(stats::Args),
     Watch(watch::Args),
     Demo(demo::Args),
 }
@@ -77,12 +105,15 @@ pub enum Command {
 pub(crate) struct Context {
     pub comm: PathBuf,
     pub json: bool,
+    pub options: crate::Options,
 }
 
 impl Context {
     /// Opens the `_COMM` folder, which must exist.
     pub fn open(&self) -> anyhow::Result<Comm> {
-        Ok(Comm::open(&self.comm)?)
+        let mut comm = Comm::open(&self.comm)?;
+        comm.set_options(self.options)?;
+        Ok(comm)
     }
 }
 
@@ -91,6 +122,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let context = Context {
         comm: cli.comm,
         json: cli.json,
+        options: crate::Options {
+            durable: !cli.no_sync,
+            max_deliveries: cli.max_deliveries,
+        },
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, args),
@@ -101,6 +136,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Peek(args) => peek::run(&context, args),
         Command::Broadcast(args) => broadcast::run(&context, args),
         Command::Cleanup(args) => cleanup::run(&context, args),
+        Command::Claim(args) => claim::run(&context, args),
+        Command::Ack(args) => ack::run(&context, args),
+        Command::Release(args) => release::run(&context, args),
+        Command::Extend(args) => release::run_extend(&context, args),
+        Command::Recover(args) => recover::run(&context, args),
+        Command::Dead(command) => dead::run(&context, command),
+        Command::Stats(args) => stats::run(&context, args),
         Command::Watch(args) => watch::run(&context, args),
         Command::Demo(args) => demo::run(&context, args),
     };

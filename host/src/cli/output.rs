@@ -101,3 +101,8 @@ pub fn printable(text: &str) -> String {
     }
     out
 }
+
+/// A time in milliseconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_ms(ms: u64) -> String {
+    fmes_queue::clock::UtcNanos(ms.saturating_mul(1_000_000)).timestamp()
+}

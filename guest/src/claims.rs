@@ -1,0 +1,498 @@
+//! Claims: handing each message to exactly one of several consumers.
+//!
+//! A claim is one rename of a message file from the mailbox into the
+//! mailbox's `.inflight/` folder, under a name that records the claim:
+//! `{stem}~{deliveries}~{lease expiry, ms since 1970}~{consumer}`. Of any
+//! number of concurrent claimers, exactly one rename succeeds; no lock is
+//! taken, so nothing a dead process leaves behind can block anyone. Every
+//! later step (extend, release, expiry, ack, dead-lettering) is again one
+//! rename of that file, or a [settle](crate::settle) into `ARCHIVE/` or
+//! `DEAD/`, so a process killed at any instant leaves each message in
+//! exactly one place.
+//!
+//! A message back in the mailbox after a delivery is named `{stem}~{n}.json`,
+//! which keeps its place in the order and its delivery count.
+
+use std::io::ErrorKind;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::QueueError;
+use crate::fs::EntryKind;
+use crate::fs::FileSystem;
+use crate::message::{self, Message, OrderKey};
+use crate::names::{self, DEAD_DIR};
+use crate::queue::{MalformedFile, Queue, describe_kind};
+
+/// The folder inside a mailbox that holds claimed messages.
+pub const INFLIGHT_DIR: &str = ".inflight";
+
+/// One claimed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The message; its `file` is the name to pass to ack, release and extend.
+    pub message: Message,
+    /// Times it has been handed out, this one included.
+    pub deliveries: u32,
+    /// When the lease ends, in milliseconds since 1970 (UTC).
+    pub lease_expires_ms: u64,
+}
+
+/// What one claim call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimBatch {
+    /// Messages now held by the consumer, in delivery order.
+    pub claimed: Vec<Claimed>,
+    /// Files met on the way that are not messages, moved to the dead letters.
+    pub dead_lettered: Vec<MalformedFile>,
+}
+
+/// What a release did with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Back in the mailbox under this name.
+    Returned(String),
+    /// Past its delivery limit: in the dead letters under this name.
+    DeadLettered(String),
+}
+
+/// What a recovery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverReport {
+    /// Expired claims returned to their mailbox.
+    pub returned: u32,
+    /// Expired claims past their delivery limit, moved to the dead letters.
+    pub dead_lettered: u32,
+    /// Moves into `ARCHIVE/` or `DEAD/` that a stopped process had begun, completed.
+    pub finished_moves: u32,
+    /// Temporary files of stopped writers, removed after the grace period.
+    pub removed_temporary: u32,
+}
+
+/// A parsed `.inflight/` entry name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimName {
+    pub stem: String,
+    pub deliveries: u32,
+    pub expires_ms: u64,
+    pub consumer: String,
+}
+
+impl ClaimName {
+    pub fn parse(name: &str) -> Option<ClaimName> {
+        let mut parts = name.rsplitn(4, '~');
+        let consumer = parts.next()?;
+        let expires_ms = parts.next()?.parse().ok()?;
+        let deliveries = parts.next()?.parse().ok()?;
+        let stem = parts.next()?;
+        if stem.is_empty() || names::check_agent(consumer).is_err() {
+            return None;
+        }
+        Some(ClaimName {
+            stem: stem.to_string(),
+            deliveries,
+            expires_ms,
+            consumer: consumer.to_string(),
+        })
+    }
+
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}~{}~{}~{}",
+            self.stem, self.deliveries, self.expires_ms, self.consumer
+        )
+    }
+
+    /// The message's name in the mailbox, carrying its delivery count.
+    pub fn mailbox_name(&self) -> String {
+        mailbox_name(&self.stem, self.deliveries)
+    }
+}
+
+/// A mailbox file name split into its stem and delivery count.
+pub(crate) fn split_deliveries(file: &str) -> (&str, u32) {
+    let stem = file.strip_suffix(".json").unwrap_or(file);
+    match stem.rsplit_once('~') {
+        Some((base, count)) if !base.is_empty() && !count.is_empty() => match count.parse() {
+            Ok(n) if count.bytes().all(|b| b.is_ascii_digit()) => (base, n),
+            _ => (stem, 0),
+        },
+        _ => (stem, 0),
+    }
+}
+
+/// The mailbox name of a stem delivered `deliveries` times.
+pub(crate) fn mailbox_name(stem: &str, deliveries: u32) -> String {
+    if deliveries == 0 {
+        format!("{stem}.json")
+    } else {
+        format!("{stem}~{deliveries}.json")
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+impl<F: FileSystem> Queue<F> {
+    /// Claims up to `limit` messages of `agent`'s mailbox for `consumer`, in
+    /// delivery order, for `lease`. Expired claims in that mailbox are
+    /// recovered first. Files that are not messages are dead-lettered.
+    pub fn claim(
+        &self,
+        agent: &str,
+        consumer: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<ClaimBatch, QueueError> {
+        names::check_agent(agent)?;
+        names::check_agent(consumer).map_err(|_| QueueError::InvalidConsumer(consumer.into()))?;
+        let mailbox = self.mailbox(agent)?;
+        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
+        self.ensure_dir(&inflight)?;
+        let mut report = RecoverReport::default();
+        self.recover_mailbox(&mailbox, &mut report)?;
+
+        let mut batch = ClaimBatch::default();
+        if limit == 0 {
+            return Ok(batch);
+        }
+        let entries = self
+            .fs
+            .list(&mailbox)
+            .map_err(|e| QueueError::io("list", &mailbox, e))?;
+        // Order keys: from the name where fmes wrote it, else from the file.
+        // Files that are not messages come first, to be moved out of the way.
+        let mut bad: Vec<(String, String)> = Vec::new();
+        let mut candidates: Vec<OrderKey> = Vec::new();
+        for entry in entries {
+            if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
+                continue;
+            }
+            if entry.kind != EntryKind::File {
+                let reason = format!("is {}, not a regular file", describe_kind(entry.kind));
+                bad.push((entry.name, reason));
+                continue;
+            }
+            if let Some(key) = message::key_from_fmes_name(&entry.name) {
+                candidates.push(key);
+                continue;
+            }
+            match self.read_message(&mailbox, &entry.name) {
+                Some(Ok((_, key))) => candidates.push(key),
+                Some(Err(malformed)) => bad.push((entry.name, malformed.reason)),
+                None => {}
+            }
+        }
+        candidates.sort();
+
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = now_ms().saturating_add(lease_ms);
+        for (file, reason) in bad {
+            // Claimed first (one rename), so only one claimer moves it.
+            let (stem, deliveries) = split_deliveries(&file);
+            let claim = ClaimName {
+                stem: stem.to_string(),
+                deliveries: deliveries + 1,
+                expires_ms,
+                consumer: consumer.to_string(),
+            };
+            if self.take(&mailbox, &file, &claim)? {
+                self.dead_letter(&mailbox, &claim, &reason)?;
+                batch.dead_lettered.push(MalformedFile { file, reason });
+            }
+        }
+        for key in candidates {
+            if batch.claimed.len() as u32 >= limit {
+                break;
+            }
+            let (stem, deliveries) = split_deliveries(&key.file);
+            let claim = ClaimName {
+                stem: stem.to_string(),
+                deliveries: deliveries + 1,
+                expires_ms,
+                consumer: consumer.to_string(),
+            };
+            if !self.take(&mailbox, &key.file, &claim)? {
+                continue;
+            }
+            match self.read_message(&inflight, &claim.file_name()) {
+                Some(Ok((mut message, _))) => {
+                    message.file = format!("{}.json", claim.stem);
+                    batch.claimed.push(Claimed {
+                        message,
+                        deliveries: claim.deliveries,
+                        lease_expires_ms: expires_ms,
+                    });
+                }
+                Some(Err(malformed)) => {
+                    self.dead_letter(&mailbox, &claim, &malformed.reason)?;
+                    batch.dead_lettered.push(MalformedFile {
+                        file: key.file,
+                        reason: malformed.reason,
+                    });
+                }
+                None => {}
+            }
+        }
+        self.sync(&inflight)?;
+        self.sync(&mailbox)?;
+        Ok(batch)
+    }
+
+    /// Done with a claimed message: it is archived. Returns its name in `ARCHIVE/`.
+    pub fn ack(&self, agent: &str, consumer: &str, file: &str) -> Result<String, QueueError> {
+        let (mailbox, claim) = self.find_claim(agent, consumer, file)?;
+        let source = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+        match self.settle(
+            &source,
+            names::ARCHIVE_DIR,
+            &format!("{}.json", claim.stem),
+            None,
+        ) {
+            Err(QueueError::NotFound(_)) => Err(lost_claim(consumer, file)),
+            other => other,
+        }
+    }
+
+    /// Gives a claimed message back: to its place in the mailbox, or to the
+    /// dead letters if it has been delivered the maximum number of times.
+    pub fn release(&self, agent: &str, consumer: &str, file: &str) -> Result<Released, QueueError> {
+        let (mailbox, claim) = self.find_claim(agent, consumer, file)?;
+        if claim.deliveries >= self.options.max_deliveries {
+            let reason = format!(
+                "released after {} deliveries (the limit is {})",
+                claim.deliveries, self.options.max_deliveries
+            );
+            return self
+                .dead_letter(&mailbox, &claim, &reason)
+                .map(Released::DeadLettered)
+                .map_err(|e| not_found_is_lost(e, consumer, file));
+        }
+        self.unclaim(&mailbox, &claim)
+            .map(Released::Returned)
+            .map_err(|e| not_found_is_lost(e, consumer, file))
+    }
+
+    /// Extends a claim's lease to `lease` from now; returns the new expiry
+    /// (ms since 1970).
+    pub fn extend(
+        &self,
+        agent: &str,
+        consumer: &str,
+        file: &str,
+        lease: Duration,
+    ) -> Result<u64, QueueError> {
+        let (mailbox, claim) = self.find_claim(agent, consumer, file)?;
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let renewed = ClaimName {
+            expires_ms: now_ms().saturating_add(lease_ms),
+            ..claim.clone()
+        };
+        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
+        let from = format!("{inflight}/{}", claim.file_name());
+        match self
+            .fs
+            .rename(&from, &format!("{inflight}/{}", renewed.file_name()))
+        {
+            Ok(()) => {
+                self.sync(&inflight)?;
+                Ok(renewed.expires_ms)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(lost_claim(consumer, file)),
+            Err(e) => Err(QueueError::io("extend", &from, e)),
+        }
+    }
+
+    /// Returns every expired claim to its mailbox (or the dead letters),
+    /// completes interrupted moves, and removes old temporary files.
+    pub fn recover(&self) -> Result<RecoverReport, QueueError> {
+        let mut report = RecoverReport::default();
+        for agent in self.agents()? {
+            let mailbox = names::mailbox_dir(&agent);
+            self.recover_mailbox(&mailbox, &mut report)?;
+            report.removed_temporary += self.remove_stale_temporaries(&mailbox)?;
+            report.finished_moves += self.finish_all_incoming(&format!("{DEAD_DIR}/{mailbox}"))?;
+        }
+        report.finished_moves += self.finish_all_incoming(names::ARCHIVE_DIR)?;
+        Ok(report)
+    }
+
+    /// Returns the expired claims of one mailbox.
+    pub(crate) fn recover_mailbox(
+        &self,
+        mailbox: &str,
+        report: &mut RecoverReport,
+    ) -> Result<(), QueueError> {
+        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
+        let entries = match self.fs.list(&inflight) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(QueueError::io("list", &inflight, e)),
+        };
+        let now = now_ms();
+        for entry in entries {
+            let Some(claim) = ClaimName::parse(&entry.name) else {
+                continue;
+            };
+            if claim.expires_ms > now {
+                continue;
+            }
+            let outcome = if claim.deliveries >= self.options.max_deliveries {
+                let reason = format!(
+                    "not acknowledged after {} deliveries (the limit is {})",
+                    claim.deliveries, self.options.max_deliveries
+                );
+                self.dead_letter(mailbox, &claim, &reason)
+                    .map(|_| report.dead_lettered += 1)
+            } else {
+                self.unclaim(mailbox, &claim).map(|_| report.returned += 1)
+            };
+            match outcome {
+                // Another recoverer, or the consumer, moved it first.
+                Ok(()) | Err(QueueError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `mailbox/file` into `.inflight/` as `claim`; false if another
+    /// claimer took it first.
+    fn take(&self, mailbox: &str, file: &str, claim: &ClaimName) -> Result<bool, QueueError> {
+        let from = format!("{mailbox}/{file}");
+        let to = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+        match self.fs.rename(&from, &to) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(QueueError::io("claim", &from, e)),
+        }
+    }
+
+    /// Puts a claimed message back in its mailbox; returns its name there.
+    fn unclaim(&self, mailbox: &str, claim: &ClaimName) -> Result<String, QueueError> {
+        let from = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+        let name = claim.mailbox_name();
+        match self.fs.rename(&from, &format!("{mailbox}/{name}")) {
+            Ok(()) => {
+                self.sync(mailbox)?;
+                Ok(name)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(QueueError::NotFound(from)),
+            Err(e) => Err(QueueError::io("return", &from, e)),
+        }
+    }
+
+    /// Moves a claimed file into `DEAD/{mailbox}/` with its reason.
+    fn dead_letter(
+        &self,
+        mailbox: &str,
+        claim: &ClaimName,
+        reason: &str,
+    ) -> Result<String, QueueError> {
+        self.ensure_dir(DEAD_DIR)?;
+        let dir = format!("{DEAD_DIR}/{mailbox}");
+        let note = serde_json::json!({
+            "reason": reason,
+            "deliveries": claim.deliveries,
+            "dead_at_ms": now_ms(),
+        })
+        .to_string();
+        let source = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+        self.settle(&source, &dir, &format!("{}.json", claim.stem), Some(&note))
+    }
+
+    /// The claim `consumer` holds on `file` in `agent`'s mailbox.
+    fn find_claim(
+        &self,
+        agent: &str,
+        consumer: &str,
+        file: &str,
+    ) -> Result<(String, ClaimName), QueueError> {
+        names::check_agent(agent)?;
+        names::check_agent(consumer).map_err(|_| QueueError::InvalidConsumer(consumer.into()))?;
+        names::check_message_file(file)?;
+        let mailbox = self.mailbox(agent)?;
+        let (stem, _) = split_deliveries(file);
+        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
+        let entries = match self.fs.list(&inflight) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(QueueError::io("list", &inflight, e)),
+        };
+        entries
+            .iter()
+            .filter_map(|e| ClaimName::parse(&e.name))
+            .find(|c| c.stem == stem && c.consumer == consumer)
+            .map(|c| (mailbox, c))
+            .ok_or_else(|| lost_claim(consumer, file))
+    }
+
+    /// Removes `*.tmp` files older than the grace period from a folder.
+    pub(crate) fn remove_stale_temporaries(&self, dir: &str) -> Result<u32, QueueError> {
+        let entries = match self.fs.list(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(QueueError::io("list", dir, e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            if entry.kind != EntryKind::File || !entry.name.ends_with(".tmp") {
+                continue;
+            }
+            let path = format!("{dir}/{}", entry.name);
+            if self.older_than_grace(&path) {
+                match self.fs.remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(QueueError::io("remove", &path, e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn lost_claim(consumer: &str, file: &str) -> QueueError {
+    QueueError::NotFound(format!(
+        "{consumer} holds no claim on {file} (never claimed, already acknowledged or released, or its lease expired and it was recovered)"
+    ))
+}
+
+fn not_found_is_lost(e: QueueError, consumer: &str, file: &str) -> QueueError {
+    match e {
+        QueueError::NotFound(_) => lost_claim(consumer, file),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_names_round_trip() {
+        let claim = ClaimName {
+            stem: "5_20240101_120000_a~b_TASK".into(),
+            deliveries: 3,
+            expires_ms: 1_700_000_000_000,
+            consumer: "worker-1".into(),
+        };
+        assert_eq!(ClaimName::parse(&claim.file_name()), Some(claim.clone()));
+        assert_eq!(claim.mailbox_name(), "5_20240101_120000_a~b_TASK~3.json");
+        assert_eq!(ClaimName::parse("x~1~2~bad name"), None);
+        assert_eq!(ClaimName::parse("no-tilde"), None);
+    }
+
+    #[test]
+    fn delivery_counts_split_off_mailbox_names() {
+        assert_eq!(split_deliveries("a_b.json"), ("a_b", 0));
+        assert_eq!(split_deliveries("a_b~4.json"), ("a_b", 4));
+        assert_eq!(split_deliveries("a~b.json"), ("a~b", 0));
+        assert_eq!(split_deliveries("~4.json"), ("~4", 0));
+        assert_eq!(mailbox_name("a", 0), "a.json");
+        assert_eq!(mailbox_name("a", 2), "a~2.json");
+    }
+}

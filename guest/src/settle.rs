@@ -1,0 +1,175 @@
+//! Moving a message into a folder where names must never be replaced
+//! (`ARCHIVE/`, a dead-letter folder), atomically and crash-safely.
+//!
+//! 1. One rename moves the file into the folder's `.incoming/` under a
+//!    staging name no other file can have (`{target}~{random}`). That rename
+//!    is the commit point: from then on the message is in the folder.
+//! 2. A hard link gives it its final name, which fails rather than replace:
+//!    if the name is taken by another file, a new target (`_` and six hex
+//!    digits before `.json`) is chosen and the staging file renamed to match.
+//! 3. The staging name is removed.
+//!
+//! A process killed anywhere leaves the message either where it was or in
+//! `.incoming/`, and [`Queue::finish_incoming`] completes step 2 and 3: a taken
+//! target that is the same file (the link was made) is taken as done.
+//!
+//! A note kept beside the message (a dead letter's reason) is written as
+//! `.incoming/{staging}.reason` before step 1 and renamed with the message
+//! in step 3, so it is never lost and never left without its message.
+
+use std::io::ErrorKind;
+
+use crate::error::QueueError;
+use crate::fs::FileSystem;
+use crate::queue::{Queue, random_hex};
+
+/// The staging folder inside a settled folder.
+pub const INCOMING_DIR: &str = ".incoming";
+/// Suffix of the note kept beside a settled message.
+pub const NOTE_SUFFIX: &str = ".reason";
+/// Attempts at a free target name.
+const TARGET_ATTEMPTS: usize = 16;
+
+impl<F: FileSystem> Queue<F> {
+    /// Moves `source` into `dir` as `target` (or a variant of it if taken);
+    /// returns the final name. `NotFound` if `source` is gone.
+    pub(crate) fn settle(
+        &self,
+        source: &str,
+        dir: &str,
+        target: &str,
+        note: Option<&str>,
+    ) -> Result<String, QueueError> {
+        self.ensure_dir(dir)?;
+        let incoming = format!("{dir}/{INCOMING_DIR}");
+        self.ensure_dir(&incoming)?;
+        let staging = format!("{target}~{}", random_hex(4));
+        let note_path = format!("{incoming}/{staging}{NOTE_SUFFIX}");
+        if let Some(note) = note {
+            self.fs
+                .write_new(&note_path, note.as_bytes(), self.options.durable)
+                .map_err(|e| QueueError::io("write", &note_path, e))?;
+        }
+        match self.fs.rename(source, &format!("{incoming}/{staging}")) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = self.fs.remove_file(&note_path);
+                if e.kind() == ErrorKind::NotFound {
+                    return Err(QueueError::NotFound(source.to_string()));
+                }
+                return Err(QueueError::io("move", source, e));
+            }
+        }
+        self.finish_incoming(dir, &staging)
+    }
+
+    /// Completes a settle whose staging file is `dir/.incoming/{staging}`.
+    pub(crate) fn finish_incoming(&self, dir: &str, staging: &str) -> Result<String, QueueError> {
+        let incoming = format!("{dir}/{INCOMING_DIR}");
+        let mut staging = staging.to_string();
+        let mut target = staging_target(&staging).to_string();
+        for _ in 0..TARGET_ATTEMPTS {
+            let staged = format!("{incoming}/{staging}");
+            let final_path = format!("{dir}/{target}");
+            let linked = match self.fs.link(&staged, &final_path) {
+                Ok(()) => true,
+                // Another recoverer finished this one first.
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(QueueError::NotFound(staged));
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    // Taken: by this very file (an earlier attempt linked it
+                    // and stopped), or by another message.
+                    self.fs
+                        .same_file(&staged, &final_path)
+                        .map_err(|e| QueueError::io("compare", &final_path, e))?
+                }
+                Err(e) => return Err(QueueError::io("link", &final_path, e)),
+            };
+            if linked {
+                self.move_note(
+                    &format!("{staged}{NOTE_SUFFIX}"),
+                    &format!("{final_path}{NOTE_SUFFIX}"),
+                )?;
+                self.sync(dir)?;
+                match self.fs.remove_file(&staged) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(QueueError::io("remove", &staged, e)),
+                }
+                self.sync(&incoming)?;
+                return Ok(target);
+            }
+            let stem = target_stem(staging_target(&staging));
+            target = format!("{stem}_{}.json", random_hex(3));
+            let renamed = format!("{target}~{}", random_hex(4));
+            self.move_note(
+                &format!("{staged}{NOTE_SUFFIX}"),
+                &format!("{incoming}/{renamed}{NOTE_SUFFIX}"),
+            )?;
+            match self.fs.rename(&staged, &format!("{incoming}/{renamed}")) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(QueueError::NotFound(staged));
+                }
+                Err(e) => return Err(QueueError::io("rename", &staged, e)),
+            }
+            staging = renamed;
+        }
+        Err(QueueError::Io(format!(
+            "no free name in {dir} for {target} after {TARGET_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Completes every interrupted settle into `dir`; returns how many.
+    pub(crate) fn finish_all_incoming(&self, dir: &str) -> Result<u32, QueueError> {
+        let incoming = format!("{dir}/{INCOMING_DIR}");
+        let entries = match self.fs.list(&incoming) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(QueueError::io("list", &incoming, e)),
+        };
+        let names: std::collections::HashSet<&str> =
+            entries.iter().map(|e| e.name.as_str()).collect();
+        let mut finished = 0;
+        for entry in &entries {
+            if let Some(staging) = entry.name.strip_suffix(NOTE_SUFFIX) {
+                // A note whose message never arrived: the move did not
+                // happen, the message is still where it was. A young one
+                // may belong to a move in progress.
+                let path = format!("{incoming}/{}", entry.name);
+                if !names.contains(staging) && self.older_than_grace(&path) {
+                    let _ = self.fs.remove_file(&path);
+                }
+                continue;
+            }
+            match self.finish_incoming(dir, &entry.name) {
+                Ok(_) => finished += 1,
+                Err(QueueError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Moves a note along with its message, if there is one.
+    fn move_note(&self, from: &str, to: &str) -> Result<(), QueueError> {
+        match self.fs.rename(from, to) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(QueueError::io("move", from, e)),
+        }
+    }
+}
+
+/// The target name a staging name was made for.
+fn staging_target(staging: &str) -> &str {
+    staging
+        .rsplit_once('~')
+        .map_or(staging, |(target, _)| target)
+}
+
+/// A target name without `.json`.
+fn target_stem(target: &str) -> &str {
+    target.strip_suffix(".json").unwrap_or(target)
+}

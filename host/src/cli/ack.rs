@@ -1,0 +1,53 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::{Context, EXIT_FAILURE, output};
+
+/// Acknowledge claimed messages: they are done, and archived.
+///
+/// Every file is tried; the exit status is 1 if any failed (for example
+/// because its lease had run out and it went back to the mailbox).
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  fmes ack coder --consumer w1 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json"
+)]
+pub struct Args {
+    /// The agent whose mailbox the messages were claimed from.
+    agent: String,
+    /// The consumer holding the claims.
+    #[arg(long, value_name = "NAME")]
+    consumer: String,
+    /// The claimed messages' file names, as claim printed them.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+}
+
+pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let mut comm = context.open()?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for file in &args.files {
+        match comm.ack(&args.agent, &args.consumer, file) {
+            Ok(archived) if context.json => {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "file": file, "archived": archived })
+                )?;
+            }
+            Ok(archived) => writeln!(out, "acknowledged {file}; archived as ARCHIVE/{archived}")?,
+            Err(e) => {
+                failed = true;
+                output::print_error(
+                    &anyhow::Error::new(e)
+                        .context(format!("cannot acknowledge {}", output::printable(file))),
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,136 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::{Context, EXIT_FAILURE, output};
+use crate::DeadLetter;
+
+/// Manage dead letters: files that are not messages, and messages past the
+/// delivery limit, kept in DEAD/To_<Agent>/ with the reason beside each.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List dead letters with their reasons.
+    #[command(after_help = "Examples:\n  fmes dead list\n  fmes --json dead list coder")]
+    List {
+        /// Only this agent's.
+        agent: Option<String>,
+    },
+    /// Put dead letters back in their mailbox, delivery count reset.
+    #[command(
+        after_help = "Example:\n  fmes dead retry coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json"
+    )]
+    Retry {
+        /// The agent whose dead letters they are.
+        agent: String,
+        /// Dead-letter file names, as `dead list` prints them.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<String>,
+    },
+    /// Delete dead letters for good: named files, or all of an agent's with --all.
+    #[command(
+        after_help = "Examples:\n  fmes dead purge coder broken.json\n  fmes dead purge coder --all"
+    )]
+    Purge {
+        /// The agent whose dead letters they are.
+        agent: String,
+        /// Dead-letter file names.
+        #[arg(
+            value_name = "FILE",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        files: Vec<String>,
+        /// Every dead letter of the agent.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    let mut comm = context.open()?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::List { agent } => {
+            let letters = comm.dead_letters(agent.as_deref())?;
+            if !context.json && letters.is_empty() {
+                writeln!(out, "no dead letters")?;
+            }
+            for letter in &letters {
+                write_letter(&mut out, letter, context.json)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retry { agent, files } => {
+            let mut failed = false;
+            for file in &files {
+                match comm.retry_dead_letter(&agent, file) {
+                    Ok(name) if context.json => writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({ "file": file, "returned": name })
+                    )?,
+                    Ok(name) => writeln!(out, "retried {file}; back in the mailbox as {name}")?,
+                    Err(e) => {
+                        failed = true;
+                        output::print_error(
+                            &anyhow::Error::new(e)
+                                .context(format!("cannot retry {}", output::printable(file))),
+                        );
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Purge { agent, files, all } => {
+            let mut purged = Vec::new();
+            if all {
+                purged = comm.purge_dead_letters(Some(&agent), None)?;
+            } else {
+                for file in &files {
+                    purged.extend(comm.purge_dead_letters(Some(&agent), Some(file))?);
+                }
+            }
+            for letter in &purged {
+                if context.json {
+                    write_letter(&mut out, letter, true)?;
+                } else {
+                    writeln!(
+                        out,
+                        "purged {} ({})",
+                        letter.file,
+                        output::printable(&letter.reason)
+                    )?;
+                }
+            }
+            if !context.json && purged.is_empty() {
+                writeln!(out, "no dead letters to purge")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn write_letter(out: &mut impl Write, letter: &DeadLetter, json: bool) -> std::io::Result<()> {
+    if json {
+        let line = serde_json::json!({
+            "agent": letter.agent,
+            "file": letter.file,
+            "reason": letter.reason,
+            "deliveries": letter.deliveries,
+            "dead_at_ms": letter.dead_at_ms,
+        });
+        return writeln!(out, "{line}");
+    }
+    writeln!(
+        out,
+        "{} {}: {} (deliveries: {}, since {})",
+        letter.agent,
+        output::printable(&letter.file),
+        output::printable(&letter.reason),
+        letter.deliveries,
+        output::format_ms(letter.dead_at_ms)
+    )
+}

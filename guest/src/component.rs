@@ -92,6 +92,7 @@ impl messages::Guest for Component {
             priority: request.priority,
             payload: request.payload,
             max_payload_bytes: request.max_payload_bytes,
+            id: request.id,
         };
         Ok(queue()?.send(&request)?.into())
     }
@@ -229,6 +230,7 @@ impl From<crate::QueueError> for QueueError {
         match e {
             E::InvalidAgentName(name) => QueueError::InvalidAgentName(name),
             E::InvalidConsumer(name) => QueueError::InvalidConsumer(name),
+            E::InvalidMessageId(id) => QueueError::InvalidMessageId(id),
             E::UnknownAgent { name, known } => {
                 QueueError::UnknownAgent(types::UnknownAgent { name, known })
             }

@@ -20,6 +20,10 @@ pub enum QueueError {
     InvalidType(String),
     #[error("invalid payload: not valid JSON: {0}")]
     InvalidPayload(String),
+    #[error(
+        "invalid message id {0:?}: use 1 to 64 ASCII letters, digits, '-' or '_' (a UUID fits)"
+    )]
+    InvalidMessageId(String),
     #[error("payload too large: {size} bytes, the limit is {limit} bytes")]
     PayloadTooLarge { size: u64, limit: u64 },
     #[error(

@@ -48,6 +48,16 @@ pub fn check_type(message_type: &str) -> Result<(), QueueError> {
     }
 }
 
+/// Checks a caller-given message id: like an agent name, so a UUID fits
+/// and it can name its marker file.
+pub fn check_message_id(id: &str) -> Result<(), QueueError> {
+    if is_valid_token(id, MAX_AGENT_NAME) {
+        Ok(())
+    } else {
+        Err(QueueError::InvalidMessageId(id.to_string()))
+    }
+}
+
 /// The mailbox folder of a (valid) agent name: `To_` and the name with its
 /// first character upper-cased and the rest lower-cased, like Python's
 /// `str.capitalize()`, so identity is case-insensitive.

@@ -27,6 +27,9 @@ pub const TEMPORARY_GRACE: Duration = Duration::from_secs(600);
 /// can configure is far below this, and it bounds the memory one hostile
 /// file can take.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Where the markers of caller-given message ids live.
+const IDS_PARENT: &str = ".fmes";
+const IDS_DIR: &str = ".fmes/ids";
 /// Attempts at a fresh name before giving up, should names keep colliding.
 const NAME_ATTEMPTS: usize = 16;
 
@@ -40,6 +43,9 @@ pub struct SendRequest {
     /// JSON text of the body.
     pub payload: String,
     pub max_payload_bytes: Option<u64>,
+    /// A caller-given message id: a send whose id is already in the queue
+    /// writes nothing and returns the message already there.
+    pub id: Option<String>,
 }
 
 impl SendRequest {
@@ -52,7 +58,14 @@ impl SendRequest {
             priority: None,
             payload: payload.into(),
             max_payload_bytes: None,
+            id: None,
         }
+    }
+
+    /// The same request with a caller-given id, which makes it idempotent.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 
     /// The same request with a message type.
@@ -209,15 +222,23 @@ impl<F: FileSystem> Queue<F> {
             return Err(QueueError::InvalidPriority(priority));
         }
         let payload = parse_payload(&request.payload, request.max_payload_bytes)?;
+        if let Some(id) = &request.id {
+            names::check_message_id(id)?;
+        }
         let mailbox = self.mailbox(&request.to)?;
-        self.publish(
-            &mailbox,
-            &request.from,
-            &request.to,
+        let new = NewMessage {
+            id: request.id.clone().unwrap_or_else(uuid_v4),
+            from: &request.from,
+            to: &request.to,
             message_type,
             priority,
+            sent: next_send_time(SystemTime::now()),
             payload,
-        )
+        };
+        match &request.id {
+            None => self.publish(&mailbox, &new, None),
+            Some(id) => self.publish_once(&mailbox, &new, id),
+        }
     }
 
     /// Sends a copy to every other agent; see the WIT `broadcast`.
@@ -237,15 +258,16 @@ impl<F: FileSystem> Queue<F> {
             if agent.eq_ignore_ascii_case(from) {
                 continue;
             }
-            let mailbox = names::mailbox_dir(&agent);
-            sent.push(self.publish(
-                &mailbox,
+            let new = NewMessage {
+                id: uuid_v4(),
                 from,
-                &agent,
+                to: &agent,
                 message_type,
-                BROADCAST_PRIORITY,
-                payload.clone(),
-            )?);
+                priority: BROADCAST_PRIORITY,
+                sent: next_send_time(SystemTime::now()),
+                payload: payload.clone(),
+            };
+            sent.push(self.publish(&names::mailbox_dir(&agent), &new, None)?);
         }
         Ok(sent)
     }
@@ -424,25 +446,14 @@ impl<F: FileSystem> Queue<F> {
 
     /// Writes a message under a temporary name, then gives it its final
     /// name with a hard link, which fails rather than replace a file; a
-    /// reader never sees a partial message.
-    fn publish(
+    /// reader never sees a partial message. With `fixed`, that exact name
+    /// or nothing (`AlreadyExists` as `Ok(None)`).
+    fn publish_as(
         &self,
         mailbox: &str,
-        from: &str,
-        to: &str,
-        message_type: &str,
-        priority: u8,
-        payload: Value,
-    ) -> Result<Message, QueueError> {
-        let new = NewMessage {
-            id: uuid_v4(),
-            from,
-            to,
-            message_type,
-            priority,
-            sent: next_send_time(SystemTime::now()),
-            payload,
-        };
+        new: &NewMessage<'_>,
+        fixed: Option<&str>,
+    ) -> Result<Option<Message>, QueueError> {
         let object = new.to_object();
         let mut text = serde_json::to_string_pretty(&object)
             .map_err(|e| QueueError::Io(format!("encode message: {e}")))?;
@@ -451,8 +462,21 @@ impl<F: FileSystem> Queue<F> {
         let mut attempt = 0;
         let (file, temporary) = loop {
             attempt += 1;
-            let file = new.file_name(&random_hex(4));
-            let temporary = format!("{mailbox}/{}.tmp", file.trim_end_matches(".json"));
+            let file = match fixed {
+                Some(name) => name.to_string(),
+                None => new.file_name(&random_hex(4)),
+            };
+            // A fixed name's temporary gets a random part: two senders of
+            // one id may both be here, and only the link decides.
+            let temporary = format!(
+                "{mailbox}/{}{}.tmp",
+                file.trim_end_matches(".json"),
+                if fixed.is_some() {
+                    format!("~{}", random_hex(4))
+                } else {
+                    String::new()
+                }
+            );
             match self
                 .fs
                 .write_new(&temporary, text.as_bytes(), self.options.durable)
@@ -467,8 +491,13 @@ impl<F: FileSystem> Queue<F> {
                 Ok(()) => break (file, temporary),
                 Err(e) => {
                     let _ = self.fs.remove_file(&temporary);
-                    if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS {
-                        continue;
+                    if e.kind() == ErrorKind::AlreadyExists {
+                        if fixed.is_some() {
+                            return Ok(None);
+                        }
+                        if attempt < NAME_ATTEMPTS {
+                            continue;
+                        }
                     }
                     return Err(QueueError::io("publish", &format!("{mailbox}/{file}"), e));
                 }
@@ -479,17 +508,126 @@ impl<F: FileSystem> Queue<F> {
         let _ = self.fs.remove_file(&temporary);
         self.sync(mailbox)?;
 
-        Ok(Message {
+        Ok(Some(Message {
             id: new.id.clone(),
-            from: from.to_string(),
-            to: to.to_string(),
-            message_type: message_type.to_string(),
-            priority,
+            from: new.from.to_string(),
+            to: new.to.to_string(),
+            message_type: new.message_type.to_string(),
+            priority: new.priority,
             timestamp: new.sent.timestamp(),
             payload: new.payload.to_string(),
             file,
             raw: object.to_string(),
-        })
+        }))
+    }
+
+    fn publish(
+        &self,
+        mailbox: &str,
+        new: &NewMessage<'_>,
+        fixed: Option<&str>,
+    ) -> Result<Message, QueueError> {
+        self.publish_as(mailbox, new, fixed)?
+            .ok_or_else(|| QueueError::Io("publish: the name was taken".into()))
+    }
+
+    /// Sends a message with a caller-given id at most once.
+    ///
+    /// The id's marker `.fmes/ids/{id}`, created exclusively, records the
+    /// mailbox and the one file name the message may have. A later send of
+    /// that id publishes under that same name, which the hard link lets
+    /// happen only once: so a sender that stopped between marker and
+    /// message is completed by its retry, and two racing senders write one
+    /// message between them.
+    fn publish_once(
+        &self,
+        mailbox: &str,
+        new: &NewMessage<'_>,
+        id: &str,
+    ) -> Result<Message, QueueError> {
+        self.ensure_dir(IDS_PARENT)?;
+        self.ensure_dir(IDS_DIR)?;
+        let marker = format!("{IDS_DIR}/{id}");
+        let record = format!("{mailbox}/{}", new.file_name(&random_hex(4)));
+        let (mailbox, file) =
+            match self
+                .fs
+                .write_new(&marker, record.as_bytes(), self.options.durable)
+            {
+                Ok(()) => {
+                    self.sync(IDS_DIR)?;
+                    (
+                        mailbox.to_string(),
+                        record.rsplit_once('/').expect("mailbox/file").1.to_string(),
+                    )
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    let recorded = match self.fs.read(&marker, 4096) {
+                        Ok(ReadOutcome::Bytes(bytes)) => {
+                            String::from_utf8_lossy(&bytes).into_owned()
+                        }
+                        // Being written this instant by a racing sender.
+                        _ => {
+                            return Err(QueueError::Io(format!(
+                                "{marker} is being written; send again"
+                            )));
+                        }
+                    };
+                    match recorded.split_once('/') {
+                        Some((m, f))
+                            if names::agent_of_mailbox(m).is_some()
+                                && names::check_message_file(f).is_ok() =>
+                        {
+                            if let Some(existing) = self.find_sent(m, f) {
+                                return Ok(existing);
+                            }
+                            (m.to_string(), f.to_string())
+                        }
+                        _ => {
+                            return Err(QueueError::InvalidLayout(format!(
+                                "{marker} does not name a message file"
+                            )));
+                        }
+                    }
+                }
+                Err(e) => return Err(QueueError::io("write", &marker, e)),
+            };
+        match self.publish_as(&mailbox, new, Some(&file))? {
+            Some(message) => Ok(message),
+            None => self.find_sent(&mailbox, &file).ok_or_else(|| {
+                QueueError::NotFound(format!("{mailbox}/{file}, sent with id {id}, vanished"))
+            }),
+        }
+    }
+
+    /// A sent message wherever it is now: waiting, claimed, archived or dead.
+    fn find_sent(&self, mailbox: &str, file: &str) -> Option<Message> {
+        let stem = file.trim_end_matches(".json");
+        let read = |dir: &str, name: &str| match self.read_message(dir, name) {
+            Some(Ok((mut message, _))) => {
+                message.file = file.to_string();
+                Some(message)
+            }
+            _ => None,
+        };
+        let inflight = format!("{mailbox}/{}", crate::claims::INFLIGHT_DIR);
+        let dead = format!("{}/{mailbox}", names::DEAD_DIR);
+        read(mailbox, file)
+            .or_else(|| read(ARCHIVE_DIR, file))
+            .or_else(|| read(&dead, file))
+            .or_else(|| {
+                // Claimed, or back in the mailbox after a delivery.
+                let by_stem = |dir: &str, prefix: String| {
+                    self.fs
+                        .list(dir)
+                        .ok()?
+                        .into_iter()
+                        .find(|e| e.name.starts_with(&prefix))
+                        .and_then(|e| read(dir, &e.name))
+                };
+                by_stem(&inflight, format!("{stem}~"))
+                    .or_else(|| by_stem(mailbox, format!("{stem}~")))
+            })
     }
 
     /// Reads one message file; `None` if it vanished (another reader archived it).

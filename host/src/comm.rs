@@ -121,6 +121,7 @@ impl Comm {
             priority: request.priority,
             payload: request.payload.clone(),
             max_payload_bytes: request.max_payload_bytes,
+            id: request.id.clone(),
         };
         self.call(|q, s| q.fmes_queue_messages().call_send(s, &request))
             .map(into_message)
@@ -394,6 +395,7 @@ fn from_wit_error(e: types::QueueError) -> QueueError {
     match e {
         W::InvalidAgentName(name) => QueueError::InvalidAgentName(name),
         W::InvalidConsumer(name) => QueueError::InvalidConsumer(name),
+        W::InvalidMessageId(id) => QueueError::InvalidMessageId(id),
         W::UnknownAgent(u) => QueueError::UnknownAgent {
             name: u.name,
             known: u.known,

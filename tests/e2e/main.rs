@@ -4,6 +4,7 @@
 mod support;
 
 mod burst;
+mod claims;
 mod cli;
 mod interop;
 mod library;

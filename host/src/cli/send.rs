@@ -32,6 +32,11 @@ pub struct Args {
     /// Largest payload accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = fmes_queue::queue::DEFAULT_MAX_PAYLOAD)]
     max_payload: u64,
+    /// A message id of your own (a UUID fits), which makes the send
+    /// idempotent: sending again with the same id writes nothing and prints
+    /// the message already sent.
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
     /// JSON text of the body, or - to read it from stdin.
     payload: String,
 }
@@ -56,6 +61,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         priority: Some(args.priority),
         payload: read_payload(args.payload)?,
         max_payload_bytes: Some(args.max_payload),
+        id: args.id,
     };
     let message = context.open()?.send(&request)?;
     let mut out = std::io::stdout().lock();

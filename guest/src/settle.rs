@@ -43,7 +43,8 @@ impl<F: FileSystem> Queue<F> {
         self.ensure_dir(dir)?;
         let incoming = format!("{dir}/{INCOMING_DIR}");
         self.ensure_dir(&incoming)?;
-        let staging = format!("{target}~{}", random_hex(4));
+        // 64 random bits: the staging name must be one no other move uses.
+        let staging = format!("{target}~{}", random_hex(8));
         let note_path = format!("{incoming}/{staging}{NOTE_SUFFIX}");
         if let Some(note) = note {
             self.fs
@@ -102,7 +103,7 @@ impl<F: FileSystem> Queue<F> {
             }
             let stem = target_stem(staging_target(&staging));
             target = format!("{stem}_{}.json", random_hex(3));
-            let renamed = format!("{target}~{}", random_hex(4));
+            let renamed = format!("{target}~{}", random_hex(8));
             self.move_note(
                 &format!("{staged}{NOTE_SUFFIX}"),
                 &format!("{incoming}/{renamed}{NOTE_SUFFIX}"),

@@ -1,5 +1,7 @@
 //! Waiting for messages: woken by the file system's change notifications
-//! (inotify on Linux), with polling only where notifications are unavailable.
+//! (inotify on Linux), polling where the file system gives none or gives
+//! them only for local changes (network file systems: another machine's
+//! writes raise no local notification).
 
 use std::collections::HashSet;
 use std::sync::mpsc;
@@ -25,12 +27,14 @@ pub enum Event<'a> {
 /// Calls `on_event` for each message that arrives in `agent`'s mailbox
 /// (of `message_type`, if given), in delivery order, until `on_event` returns
 /// `false` or an error occurs. With `include_waiting`, messages already
-/// waiting are reported first.
+/// waiting are reported first. With `poll`, the mailbox is polled even where
+/// notifications are available.
 pub fn watch(
     comm: &mut Comm,
     agent: &str,
     message_type: Option<&str>,
     include_waiting: bool,
+    poll: bool,
     mut on_event: impl FnMut(Event<'_>) -> bool,
 ) -> Result<(), Error> {
     // Fails early, with the usual errors, for a bad or unknown agent.
@@ -39,17 +43,22 @@ pub fn watch(
 
     // Watch before the first look, so nothing sent in between is missed.
     let (wake, woken) = mpsc::channel();
-    let notify_wake = wake.clone();
     let handler = move |_event: notify::Result<notify::Event>| {
-        let _ = notify_wake.send(());
+        let _ = wake.send(());
     };
-    let native = notify::recommended_watcher(handler.clone()).and_then(|mut watcher| {
-        watcher.watch(&mailbox, RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    });
+    let native = if poll || is_network_file_system(&mailbox) {
+        None
+    } else {
+        notify::recommended_watcher(handler.clone())
+            .and_then(|mut watcher| {
+                watcher.watch(&mailbox, RecursiveMode::NonRecursive)?;
+                Ok(watcher)
+            })
+            .ok()
+    };
     let _watcher: Box<dyn Watcher> = match native {
-        Ok(watcher) => Box::new(watcher),
-        Err(_) => {
+        Some(watcher) => Box::new(watcher),
+        None => {
             let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
             let mut watcher = notify::PollWatcher::new(handler, config)
                 .map_err(|e| Error::Watch(format!("{e}")))?;
@@ -96,4 +105,37 @@ pub fn watch(
         // One look covers every change so far.
         while woken.try_recv().is_ok() {}
     }
+}
+
+/// True if `path` is on a file system whose change notifications miss
+/// other machines' writes (NFS, SMB/CIFS, FUSE, Ceph, 9P, AFS, ...).
+#[cfg(target_os = "linux")]
+pub fn is_network_file_system(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    const NETWORK_MAGICS: [i64; 10] = [
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x6573_5546, // FUSE (sshfs, many cluster file systems)
+        0x00C3_6400, // Ceph
+        0x0102_1997, // 9P
+        0x5346_414F, // AFS
+        0x0BD0_0BD0, // Lustre
+        0x4750_4653, // GPFS
+    ];
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a zeroed out-struct of the right type.
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return false;
+    }
+    NETWORK_MAGICS.contains(&(stat.f_type as i64))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn is_network_file_system(_path: &std::path::Path) -> bool {
+    false
 }

@@ -141,3 +141,24 @@ fn watch_of_an_unknown_agent_fails_at_once() {
     let stderr = failure(&comm.run(&["watch", "nobody"]), 1);
     assert!(stderr.contains("unknown agent \"nobody\""), "{stderr}");
 }
+
+#[test]
+fn watch_by_polling_sees_new_messages_too() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    let mut watcher = Watcher::start(&comm, &["--json", "watch", "b", "--poll", "--waiting"]);
+    let sent = q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["id"], sent.id.as_str());
+    let later = q.send(&SendRequest::new("a", "b", "2")).unwrap();
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["id"], later.id.as_str());
+    watcher.stop();
+}
+
+#[test]
+fn a_local_folder_is_not_taken_for_a_network_file_system() {
+    let comm = TempComm::new();
+    // The test machine's temporary folder is local (tmpfs or a disk).
+    assert!(!fmes::watch::is_network_file_system(&comm.path));
+}

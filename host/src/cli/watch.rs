@@ -7,8 +7,8 @@ use fmes_queue::names::mailbox_dir;
 
 /// Print each new message for an agent as it arrives, until interrupted.
 ///
-/// Woken by the file system's change notifications, not by polling. Messages
-/// are printed, not archived.
+/// Woken by the file system's change notifications, not by polling (except
+/// on network file systems, or with --poll). Messages are printed, not archived.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -23,6 +23,11 @@ pub struct Args {
     /// Also print the messages already waiting, first.
     #[arg(long)]
     waiting: bool,
+    /// Poll the mailbox four times a second instead of waiting for change
+    /// notifications (automatic on network file systems, whose notifications
+    /// miss other machines' writes).
+    #[arg(long)]
+    poll: bool,
 }
 
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
@@ -34,6 +39,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         &args.agent,
         args.message_type.as_deref(),
         args.waiting,
+        args.poll,
         |event| {
             let written = match event {
                 Event::Message(message) => {

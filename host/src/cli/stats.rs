@@ -39,7 +39,7 @@ pub(crate) fn run(context: &Context, _args: Args) -> anyhow::Result<ExitCode> {
     for s in &stats {
         let oldest = s
             .oldest_ready_age_ms
-            .map_or_else(|| "-".to_string(), |ms| format_age_ms(ms));
+            .map_or_else(|| "-".to_string(), format_age_ms);
         writeln!(
             out,
             "{:width$}  {:>7}  {:>9}  {:>6}  {:>8}  {oldest}",

@@ -30,6 +30,8 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Where the markers of caller-given message ids live.
 const IDS_PARENT: &str = ".fmes";
 const IDS_DIR: &str = ".fmes/ids";
+/// Reads of an id marker that a racing sender may be writing.
+const MARKER_READ_ATTEMPTS: usize = 500;
 /// Attempts at a fresh name before giving up, should names keep colliding.
 const NAME_ATTEMPTS: usize = 16;
 
@@ -236,7 +238,7 @@ impl<F: FileSystem> Queue<F> {
             payload,
         };
         match &request.id {
-            None => self.publish(&mailbox, &new, None),
+            None => self.publish(&mailbox, &new),
             Some(id) => self.publish_once(&mailbox, &new, id),
         }
     }
@@ -267,7 +269,7 @@ impl<F: FileSystem> Queue<F> {
                 sent: next_send_time(SystemTime::now()),
                 payload: payload.clone(),
             };
-            sent.push(self.publish(&names::mailbox_dir(&agent), &new, None)?);
+            sent.push(self.publish(&names::mailbox_dir(&agent), &new)?);
         }
         Ok(sent)
     }
@@ -446,37 +448,15 @@ impl<F: FileSystem> Queue<F> {
 
     /// Writes a message under a temporary name, then gives it its final
     /// name with a hard link, which fails rather than replace a file; a
-    /// reader never sees a partial message. With `fixed`, that exact name
-    /// or nothing (`AlreadyExists` as `Ok(None)`).
-    fn publish_as(
-        &self,
-        mailbox: &str,
-        new: &NewMessage<'_>,
-        fixed: Option<&str>,
-    ) -> Result<Option<Message>, QueueError> {
+    /// reader never sees a partial message.
+    fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<Message, QueueError> {
         let object = new.to_object();
-        let mut text = serde_json::to_string_pretty(&object)
-            .map_err(|e| QueueError::Io(format!("encode message: {e}")))?;
-        text.push('\n');
-
+        let text = message_text(&object)?;
         let mut attempt = 0;
         let (file, temporary) = loop {
             attempt += 1;
-            let file = match fixed {
-                Some(name) => name.to_string(),
-                None => new.file_name(&random_hex(4)),
-            };
-            // A fixed name's temporary gets a random part: two senders of
-            // one id may both be here, and only the link decides.
-            let temporary = format!(
-                "{mailbox}/{}{}.tmp",
-                file.trim_end_matches(".json"),
-                if fixed.is_some() {
-                    format!("~{}", random_hex(4))
-                } else {
-                    String::new()
-                }
-            );
+            let file = new.file_name(&random_hex(4));
+            let temporary = format!("{mailbox}/{}.tmp", file.trim_end_matches(".json"));
             match self
                 .fs
                 .write_new(&temporary, text.as_bytes(), self.options.durable)
@@ -491,13 +471,8 @@ impl<F: FileSystem> Queue<F> {
                 Ok(()) => break (file, temporary),
                 Err(e) => {
                     let _ = self.fs.remove_file(&temporary);
-                    if e.kind() == ErrorKind::AlreadyExists {
-                        if fixed.is_some() {
-                            return Ok(None);
-                        }
-                        if attempt < NAME_ATTEMPTS {
-                            continue;
-                        }
+                    if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS {
+                        continue;
                     }
                     return Err(QueueError::io("publish", &format!("{mailbox}/{file}"), e));
                 }
@@ -507,38 +482,20 @@ impl<F: FileSystem> Queue<F> {
         // swept by cleanup, so a failure here is not the sender's problem.
         let _ = self.fs.remove_file(&temporary);
         self.sync(mailbox)?;
-
-        Ok(Some(Message {
-            id: new.id.clone(),
-            from: new.from.to_string(),
-            to: new.to.to_string(),
-            message_type: new.message_type.to_string(),
-            priority: new.priority,
-            timestamp: new.sent.timestamp(),
-            payload: new.payload.to_string(),
-            file,
-            raw: object.to_string(),
-        }))
-    }
-
-    fn publish(
-        &self,
-        mailbox: &str,
-        new: &NewMessage<'_>,
-        fixed: Option<&str>,
-    ) -> Result<Message, QueueError> {
-        self.publish_as(mailbox, new, fixed)?
-            .ok_or_else(|| QueueError::Io("publish: the name was taken".into()))
+        Ok(stored_message(new, &object, file))
     }
 
     /// Sends a message with a caller-given id at most once.
     ///
-    /// The id's marker `.fmes/ids/{id}`, created exclusively, records the
-    /// mailbox and the one file name the message may have. A later send of
-    /// that id publishes under that same name, which the hard link lets
-    /// happen only once: so a sender that stopped between marker and
-    /// message is completed by its retry, and two racing senders write one
-    /// message between them.
+    /// The message is first written as the id's marker `.fmes/ids/{id}`,
+    /// created exclusively, with its file name in the extra field
+    /// `fmes_file`; it is then published as a hard link of the marker. Every
+    /// later move of the message (claim, release, ack, archive, dead letter)
+    /// is a rename or a link of that same file, so the marker has a second
+    /// name exactly while the message is anywhere in the queue. A send that
+    /// finds the marker returns the message if so; if not (the first sender
+    /// stopped before publishing, or the message was purged), it publishes
+    /// the marker's message, and the link lets only one publisher win.
     fn publish_once(
         &self,
         mailbox: &str,
@@ -548,86 +505,65 @@ impl<F: FileSystem> Queue<F> {
         self.ensure_dir(IDS_PARENT)?;
         self.ensure_dir(IDS_DIR)?;
         let marker = format!("{IDS_DIR}/{id}");
-        let record = format!("{mailbox}/{}", new.file_name(&random_hex(4)));
-        let (mailbox, file) =
+        let mut object = new.to_object();
+        let file = new.file_name(&random_hex(4));
+        object["fmes_file"] = Value::from(file.as_str());
+        let text = message_text(&object)?;
+        let (message, mailbox) =
             match self
                 .fs
-                .write_new(&marker, record.as_bytes(), self.options.durable)
+                .write_new(&marker, text.as_bytes(), self.options.durable)
             {
                 Ok(()) => {
                     self.sync(IDS_DIR)?;
-                    (
-                        mailbox.to_string(),
-                        record.rsplit_once('/').expect("mailbox/file").1.to_string(),
-                    )
+                    (stored_message(new, &object, file), mailbox.to_string())
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    let recorded = match self.fs.read(&marker, 4096) {
-                        Ok(ReadOutcome::Bytes(bytes)) => {
-                            String::from_utf8_lossy(&bytes).into_owned()
-                        }
-                        // Being written this instant by a racing sender.
-                        _ => {
-                            return Err(QueueError::Io(format!(
-                                "{marker} is being written; send again"
-                            )));
-                        }
-                    };
-                    match recorded.split_once('/') {
-                        Some((m, f))
-                            if names::agent_of_mailbox(m).is_some()
-                                && names::check_message_file(f).is_ok() =>
-                        {
-                            if let Some(existing) = self.find_sent(m, f) {
-                                return Ok(existing);
-                            }
-                            (m.to_string(), f.to_string())
-                        }
-                        _ => {
-                            return Err(QueueError::InvalidLayout(format!(
-                                "{marker} does not name a message file"
-                            )));
-                        }
+                    let message = self.read_marker(&marker)?;
+                    let links = self
+                        .fs
+                        .link_count(&marker)
+                        .map_err(|e| QueueError::io("inspect", &marker, e))?;
+                    if links >= 2 {
+                        return Ok(message);
                     }
+                    let mailbox = self.mailbox(&message.to)?;
+                    (message, mailbox)
                 }
                 Err(e) => return Err(QueueError::io("write", &marker, e)),
             };
-        match self.publish_as(&mailbox, new, Some(&file))? {
-            Some(message) => Ok(message),
-            None => self.find_sent(&mailbox, &file).ok_or_else(|| {
-                QueueError::NotFound(format!("{mailbox}/{file}, sent with id {id}, vanished"))
-            }),
+        let target = format!("{mailbox}/{}", message.file);
+        match self.fs.link(&marker, &target) {
+            Ok(()) => {}
+            // A racing sender of the same id published this very file.
+            Err(e)
+                if e.kind() == ErrorKind::AlreadyExists
+                    && self.fs.same_file(&marker, &target).unwrap_or(false) => {}
+            Err(e) => return Err(QueueError::io("publish", &target, e)),
         }
+        self.sync(&mailbox)?;
+        Ok(message)
     }
 
-    /// A sent message wherever it is now: waiting, claimed, archived or dead.
-    fn find_sent(&self, mailbox: &str, file: &str) -> Option<Message> {
-        let stem = file.trim_end_matches(".json");
-        let read = |dir: &str, name: &str| match self.read_message(dir, name) {
-            Some(Ok((mut message, _))) => {
-                message.file = file.to_string();
-                Some(message)
+    /// The message a marker holds, with its `fmes_file` as its file name.
+    /// A marker being written this instant by a racing sender is waited for.
+    fn read_marker(&self, marker: &str) -> Result<Message, QueueError> {
+        for _ in 0..MARKER_READ_ATTEMPTS {
+            if let Ok(ReadOutcome::Bytes(bytes)) = self.fs.read(marker, MAX_FILE_BYTES)
+                && let Ok((mut message, _)) = message::parse(marker, &bytes)
+                && let Some(file) = serde_json::from_str::<Value>(&message.raw)
+                    .ok()
+                    .and_then(|v| v["fmes_file"].as_str().map(str::to_string))
+                && names::check_message_file(&file).is_ok()
+            {
+                message.file = file;
+                return Ok(message);
             }
-            _ => None,
-        };
-        let inflight = format!("{mailbox}/{}", crate::claims::INFLIGHT_DIR);
-        let dead = format!("{}/{mailbox}", names::DEAD_DIR);
-        read(mailbox, file)
-            .or_else(|| read(ARCHIVE_DIR, file))
-            .or_else(|| read(&dead, file))
-            .or_else(|| {
-                // Claimed, or back in the mailbox after a delivery.
-                let by_stem = |dir: &str, prefix: String| {
-                    self.fs
-                        .list(dir)
-                        .ok()?
-                        .into_iter()
-                        .find(|e| e.name.starts_with(&prefix))
-                        .and_then(|e| read(dir, &e.name))
-                };
-                by_stem(&inflight, format!("{stem}~"))
-                    .or_else(|| by_stem(mailbox, format!("{stem}~")))
-            })
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Err(QueueError::InvalidLayout(format!(
+            "{marker} is not a message sent with that id"
+        )))
     }
 
     /// Reads one message file; `None` if it vanished (another reader archived it).
@@ -677,6 +613,29 @@ impl<F: FileSystem> Queue<F> {
             ))),
             other => other,
         }
+    }
+}
+
+/// A stored message's text: the Python writer's layout (two-space indent).
+fn message_text(object: &Value) -> Result<String, QueueError> {
+    let mut text = serde_json::to_string_pretty(object)
+        .map_err(|e| QueueError::Io(format!("encode message: {e}")))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// What a send returns for a message it stored as `object` under `file`.
+fn stored_message(new: &NewMessage<'_>, object: &Value, file: String) -> Message {
+    Message {
+        id: new.id.clone(),
+        from: new.from.to_string(),
+        to: new.to.to_string(),
+        message_type: new.message_type.to_string(),
+        priority: new.priority,
+        timestamp: new.sent.timestamp(),
+        payload: new.payload.to_string(),
+        file,
+        raw: object.to_string(),
     }
 }
 

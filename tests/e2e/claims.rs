@@ -286,22 +286,50 @@ fn a_caller_given_id_is_written_once() {
 fn a_sender_stopped_after_its_id_marker_is_completed_by_its_retry() {
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();
-    // What a sender killed between the marker and the message leaves.
-    std::fs::create_dir_all(comm.join(".fmes/ids")).unwrap();
-    let file = "5_20240101_000000.000000001Z_a_TASK_0badcafe.json";
-    std::fs::write(comm.join(".fmes/ids/retry-me"), format!("To_B/{file}")).unwrap();
-    let sent = q
-        .send(&SendRequest::new("a", "b", "1").with_id("retry-me"))
-        .unwrap();
-    assert_eq!(sent.file, file);
-    assert_eq!(comm.json_files("To_B"), [file]);
-    assert_eq!(
-        q.send(&SendRequest::new("a", "b", "1").with_id("retry-me"))
-            .unwrap()
-            .file,
-        file
-    );
+    let request = SendRequest::new("a", "b", "1").with_id("retry-me");
+    let first = q.send(&request).unwrap();
+    // What a sender killed between writing the marker and publishing leaves:
+    // the marker, and no message.
+    std::fs::remove_file(comm.join("To_B").join(&first.file)).unwrap();
+    assert!(comm.join(".fmes/ids/retry-me").is_file());
+    let retried = q.send(&request).unwrap();
+    assert_eq!(retried.file, first.file);
+    assert_eq!(comm.json_files("To_B"), std::slice::from_ref(&first.file));
+    assert_eq!(q.send(&request).unwrap().file, first.file);
     assert_eq!(q.peek("b").unwrap(), 1);
+}
+
+#[test]
+fn a_retried_id_is_not_sent_again_while_its_message_is_being_archived() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    let request = SendRequest::new("a", "b", "1").with_id("order-1");
+    let first = q.send(&request).unwrap();
+    q.claim("b", "w", 1, LONG).unwrap();
+    // An ack killed right after its commit point: the message is in
+    // ARCHIVE/.incoming/, in no place a reader looks.
+    let claimed = std::fs::read_dir(comm.join("To_B/.inflight"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::create_dir_all(comm.join("ARCHIVE/.incoming")).unwrap();
+    std::fs::rename(
+        claimed.path(),
+        comm.join(&format!(
+            "ARCHIVE/.incoming/{}~0123456789abcdef",
+            first.file
+        )),
+    )
+    .unwrap();
+    assert_eq!(q.send(&request).unwrap().id, "order-1");
+    assert_eq!(q.peek("b").unwrap(), 0);
+    assert_eq!(q.recover().unwrap().finished_moves, 1);
+    assert_eq!(
+        comm.json_files("ARCHIVE"),
+        std::slice::from_ref(&first.file)
+    );
+    assert_eq!(q.peek("b").unwrap(), 0);
 }
 
 #[test]

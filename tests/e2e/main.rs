@@ -6,6 +6,7 @@ mod support;
 mod burst;
 mod claims;
 mod cli;
+mod guarantees;
 mod interop;
 mod library;
 mod sandbox;

@@ -126,6 +126,12 @@ impl FileSystem for StdFs {
         std::fs::File::open(self.path(dir))?.sync_all()
     }
 
+    #[cfg(unix)]
+    fn link_count(&self, path: &str) -> io::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(std::fs::symlink_metadata(self.path(path))?.nlink())
+    }
+
     fn link(&self, from: &str, to: &str) -> io::Result<()> {
         std::fs::hard_link(self.path(from), self.path(to))
     }

@@ -222,6 +222,11 @@ impl FileSystem for WasiFs {
         Ok(a.upper == b.upper && a.lower == b.lower)
     }
 
+    fn link_count(&self, path: &str) -> io::Result<u64> {
+        let stat = self.root.stat_at(PathFlags::empty(), path).map_err(to_io)?;
+        Ok(stat.link_count)
+    }
+
     fn sync_dir(&self, dir: &str) -> io::Result<()> {
         if dir.is_empty() {
             return self.root.sync().map_err(to_io);

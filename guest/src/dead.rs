@@ -34,15 +34,8 @@ pub struct DeadLetter {
 impl<F: FileSystem> Queue<F> {
     /// Dead letters of one agent, or of all, by agent then file name.
     pub fn dead_letters(&self, agent: Option<&str>) -> Result<Vec<DeadLetter>, QueueError> {
-        let agents = match agent {
-            Some(agent) => {
-                names::check_agent(agent)?;
-                vec![agent.to_ascii_lowercase()]
-            }
-            None => self.agents()?,
-        };
         let mut letters = Vec::new();
-        for agent in agents {
+        for agent in self.dead_letter_agents(agent)? {
             let dir = format!("{DEAD_DIR}/{}", names::mailbox_dir(&agent));
             let mut entries = match self.fs.list(&dir) {
                 Ok(entries) => entries,
@@ -76,6 +69,10 @@ impl<F: FileSystem> Queue<F> {
         names::check_agent(agent)?;
         names::check_message_file(file)?;
         let mailbox = self.mailbox(agent)?;
+        // A move into the dead letters that a stopped process left half
+        // done must be finished first, or recover would finish it after
+        // this message left, and bring it back.
+        self.finish_all_incoming(&format!("{DEAD_DIR}/{mailbox}"))?;
         let source = format!("{DEAD_DIR}/{mailbox}/{file}");
         let (stem, _) = split_deliveries(file);
         let mut target = format!("{stem}.json");
@@ -110,6 +107,10 @@ impl<F: FileSystem> Queue<F> {
         if let Some(file) = file {
             names::check_message_file(file)?;
         }
+        // As in retry: no half-done move may outlive the letter it moved.
+        for agent in self.dead_letter_agents(agent)? {
+            self.finish_all_incoming(&format!("{DEAD_DIR}/{}", names::mailbox_dir(&agent)))?;
+        }
         let mut purged = Vec::new();
         for letter in self.dead_letters(agent)? {
             if file.is_some_and(|f| f != letter.file) {
@@ -132,6 +133,17 @@ impl<F: FileSystem> Queue<F> {
             return Err(QueueError::NotFound(format!("{file} is not a dead letter")));
         }
         Ok(purged)
+    }
+
+    /// The agents whose dead letters an operation on `agent` (or all) covers.
+    fn dead_letter_agents(&self, agent: Option<&str>) -> Result<Vec<String>, QueueError> {
+        match agent {
+            Some(agent) => {
+                names::check_agent(agent)?;
+                Ok(vec![agent.to_ascii_lowercase()])
+            }
+            None => self.agents(),
+        }
     }
 
     fn read_note(&self, path: &str) -> Value {

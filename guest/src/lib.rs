@@ -17,6 +17,8 @@ mod settle;
 pub mod stats;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod queue_tests;
 
 #[cfg(target_family = "wasm")]

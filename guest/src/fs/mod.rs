@@ -14,6 +14,8 @@
 use std::io;
 use std::time::SystemTime;
 
+#[cfg(test)]
+pub(crate) mod mem_fs;
 mod std_fs;
 #[cfg(target_family = "wasm")]
 mod wasi_fs;

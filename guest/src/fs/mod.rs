@@ -77,13 +77,7 @@ pub trait FileSystem {
     /// Makes a directory's entries (names created, renamed, removed) durable.
     fn sync_dir(&self, dir: &str) -> io::Result<()>;
     /// How many names (hard links) the file at `path` has.
-    fn link_count(&self, path: &str) -> io::Result<u64> {
-        let _ = path;
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "link counts are not available",
-        ))
-    }
+    fn link_count(&self, path: &str) -> io::Result<u64>;
     /// Gives the file at `from` the extra name `to`; `AlreadyExists` if `to`
     /// is taken. This is how a file is published without ever replacing another.
     fn link(&self, from: &str, to: &str) -> io::Result<()>;

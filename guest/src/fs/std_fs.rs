@@ -126,10 +126,20 @@ impl FileSystem for StdFs {
         std::fs::File::open(self.path(dir))?.sync_all()
     }
 
-    #[cfg(unix)]
     fn link_count(&self, path: &str) -> io::Result<u64> {
-        use std::os::unix::fs::MetadataExt;
-        Ok(std::fs::symlink_metadata(self.path(path))?.nlink())
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(std::fs::symlink_metadata(self.path(path))?.nlink())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "link counts are only read on Unix",
+            ))
+        }
     }
 
     fn link(&self, from: &str, to: &str) -> io::Result<()> {

@@ -48,6 +48,7 @@ impl admin::Guest for Component {
             durable: options.durable,
             // Zero deliveries would dead-letter every message unseen.
             max_deliveries: options.max_deliveries.max(1),
+            origin: options.origin,
         });
     }
 

@@ -50,8 +50,8 @@ impl NewMessage<'_> {
     /// The file name: `{priority}_{YYYYmmdd_HHMMSS.nnnnnnnnnZ}_{from}_{type}_{unique}.json`.
     ///
     /// Byte-wise order of these names is priority, then UTC send time, as the
-    /// Python reader sorts them; `unique` (random hex) only separates sends
-    /// made in the same nanosecond by different processes.
+    /// Python reader sorts them; `unique` (the writer's host-and-process tag
+    /// and a counter) only separates sends made in the same nanosecond.
     pub fn file_name(&self, unique: &str) -> String {
         format!(
             "{}_{}_{}_{}_{}.json",

@@ -795,6 +795,7 @@ impl Harness {
             Options {
                 durable: true,
                 max_deliveries: MAX_DELIVERIES,
+                origin: 0,
             },
         );
         let agents: Vec<String> = INITIAL.iter().map(|a| a.to_string()).collect();

@@ -1,6 +1,8 @@
 //! The queue operations, over any [`FileSystem`].
 
 use std::io::ErrorKind;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -113,6 +115,10 @@ pub struct Options {
     pub durable: bool,
     /// Deliveries after which an unacknowledged message is dead-lettered.
     pub max_deliveries: u32,
+    /// A tag unique to this host and process, carried by every name this
+    /// queue creates (with a counter), so that no two writers on any
+    /// machines pick one name; 0 for a random tag.
+    pub origin: u32,
 }
 
 /// Deliveries before a message is dead-lettered, unless configured.
@@ -123,6 +129,7 @@ impl Default for Options {
         Options {
             durable: true,
             max_deliveries: DEFAULT_MAX_DELIVERIES,
+            origin: 0,
         }
     }
 }
@@ -140,6 +147,19 @@ impl<F: FileSystem> Queue<F> {
 
     pub fn with_options(fs: F, options: Options) -> Self {
         Queue { fs, options }
+    }
+
+    /// The part of a new file name that no other writer uses: the host and
+    /// process tag, and this process's count of names made.
+    pub(crate) fn unique_part(&self) -> String {
+        static RANDOM_ORIGIN: OnceLock<u32> = OnceLock::new();
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let origin = match self.options.origin {
+            0 => *RANDOM_ORIGIN.get_or_init(|| u32::from_le_bytes(random_bytes::<4>())),
+            origin => origin,
+        };
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
+        format!("{origin:08x}{count:04x}")
     }
 
     /// Flushes a directory's entries when durable.
@@ -455,7 +475,7 @@ impl<F: FileSystem> Queue<F> {
         let mut attempt = 0;
         let (file, temporary) = loop {
             attempt += 1;
-            let file = new.file_name(&random_hex(4));
+            let file = new.file_name(&self.unique_part());
             let temporary = format!("{mailbox}/{}.tmp", file.trim_end_matches(".json"));
             match self
                 .fs
@@ -506,7 +526,7 @@ impl<F: FileSystem> Queue<F> {
         self.ensure_dir(IDS_DIR)?;
         let marker = format!("{IDS_DIR}/{id}");
         let mut object = new.to_object();
-        let file = new.file_name(&random_hex(4));
+        let file = new.file_name(&self.unique_part());
         object["fmes_file"] = Value::from(file.as_str());
         let text = message_text(&object)?;
         let (message, mailbox) =

@@ -76,12 +76,19 @@ impl Comm {
             dir: dir.to_path_buf(),
             runtime,
             instance: None,
-            options: Options::default(),
+            options: Options {
+                origin: crate::runtime::process_origin(),
+                ..Options::default()
+            },
         })
     }
 
-    /// Changes durability and the delivery limit for every later call.
-    pub fn set_options(&mut self, options: Options) -> Result<(), Error> {
+    /// Changes durability and the delivery limit for every later call. An
+    /// `origin` of 0 keeps this process's tag.
+    pub fn set_options(&mut self, mut options: Options) -> Result<(), Error> {
+        if options.origin == 0 {
+            options.origin = self.options.origin;
+        }
         self.options = options;
         if self.instance.is_some() {
             let options = wit_options(options);
@@ -356,6 +363,7 @@ fn wit_options(options: Options) -> admin::Options {
     admin::Options {
         durable: options.durable,
         max_deliveries: options.max_deliveries,
+        origin: options.origin,
     }
 }
 

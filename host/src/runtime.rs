@@ -181,6 +181,34 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// This host's and process's tag for the names it creates: a hash of the
+/// host name and the process id (the component cannot see either).
+pub fn process_origin() -> u32 {
+    static ORIGIN: OnceLock<u32> = OnceLock::new();
+    *ORIGIN.get_or_init(|| {
+        let mut hasher = DefaultHasher::new();
+        host_name().hash(&mut hasher);
+        std::process::id().hash(&mut hasher);
+        let hash = hasher.finish();
+        // 0 asks the component for a random tag.
+        ((hash >> 32) as u32 ^ hash as u32).max(1)
+    })
+}
+
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes a
+        // NUL-terminated name into it, truncated if needed.
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
+        }
+    }
+    std::env::var("HOSTNAME").unwrap_or_default()
+}
+
 /// The names of the interfaces the queue component imports, for checking
 /// what it could reach at most.
 pub fn component_imports() -> Result<Vec<String>, Error> {

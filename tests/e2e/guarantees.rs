@@ -344,6 +344,7 @@ fn child_options(durable: bool) -> Options {
     Options {
         durable,
         max_deliveries: CRASH_MAX_DELIVERIES,
+        ..Options::default()
     }
 }
 

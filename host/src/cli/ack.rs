@@ -9,7 +9,7 @@ use super::{Context, EXIT_FAILURE, output};
 /// because its lease had run out and it went back to the mailbox).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  fmes ack coder --consumer w1 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json"
+    after_help = "Example:\n  fmes ack coder --consumer w1 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d0007.json"
 )]
 pub struct Args {
     /// The agent whose mailbox the messages were claimed from.

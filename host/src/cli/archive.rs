@@ -11,7 +11,7 @@ use super::{Context, EXIT_FAILURE, output};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  fmes archive coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json
+  fmes archive coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d0007.json
   fmes --json receive coder | jq -r .file | xargs fmes archive coder")]
 pub struct Args {
     /// The agent whose mailbox holds the files.

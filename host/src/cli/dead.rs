@@ -16,7 +16,7 @@ pub enum Command {
     },
     /// Put dead letters back in their mailbox, delivery count reset.
     #[command(
-        after_help = "Example:\n  fmes dead retry coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json"
+        after_help = "Example:\n  fmes dead retry coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d0007.json"
     )]
     Retry {
         /// The agent whose dead letters they are.

@@ -36,7 +36,7 @@ Examples:
   fmes send --from planner --to coder '{\"task\": \"write the parser\"}'
   fmes receive coder                         read what waits for coder, in order
   fmes --json receive coder --limit 1        the first message, as one JSON line
-  fmes archive coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json
+  fmes archive coder 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d0007.json
   fmes watch planner                         print messages for planner as they arrive
   fmes demo                                  see two agents exchange a task and a report
   fmes claim coder --consumer w1 --lease 5m  take the next message for worker w1 alone
@@ -125,6 +125,7 @@ pub fn run(cli: Cli) -> ExitCode {
         options: crate::Options {
             durable: !cli.no_sync,
             max_deliveries: cli.max_deliveries,
+            origin: crate::runtime::process_origin(),
         },
     };
     let result = match cli.command {

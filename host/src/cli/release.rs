@@ -12,7 +12,7 @@ use crate::Released;
 /// or goes to the dead letters if it has reached the delivery limit.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  fmes release coder --consumer w1 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json"
+    after_help = "Example:\n  fmes release coder --consumer w1 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d0007.json"
 )]
 pub struct Args {
     /// The agent whose mailbox the message was claimed from.
@@ -57,7 +57,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
 /// Extend a claim's lease while still working on the message.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  fmes extend coder --consumer w1 --lease 10m 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d.json"
+    after_help = "Example:\n  fmes extend coder --consumer w1 --lease 10m 5_20261123_101500.123456789Z_planner_TASK_1a2b3c4d0007.json"
 )]
 pub struct ExtendArgs {
     /// The agent whose mailbox the message was claimed from.

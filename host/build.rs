@@ -12,7 +12,17 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    for watched in ["guest/src", "guest/Cargo.toml", "wit", "Cargo.lock"] {
+    for watched in [
+        "guest/src",
+        "guest/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+        "plugins/Cargo.toml",
+        "plugins/Cargo.lock",
+        "plugins/sdk",
+        "plugins/examples",
+        "plugins/fixtures",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -28,23 +38,61 @@ fn main() {
     }
 
     let guest_target_dir = shared_target_dir(&out_dir).join("guest");
+    if !cargo_build(
+        &workspace.join("Cargo.toml"),
+        Some("fmes-queue"),
+        &guest_target_dir,
+    ) {
+        println!(
+            "cargo::error=building the fmes guest component for {TARGET} failed; see the cargo output above"
+        );
+        return;
+    }
+    // The agent plugins (the example agents and the hostile fixtures the
+    // tests run) are a workspace of their own, for wasm only.
+    let plugins_target_dir = shared_target_dir(&out_dir).join("plugins");
+    if !cargo_build(
+        &workspace.join("plugins/Cargo.toml"),
+        None,
+        &plugins_target_dir,
+    ) {
+        println!(
+            "cargo::error=building the agent plugins for {TARGET} failed; see the cargo output above"
+        );
+        return;
+    }
+    println!(
+        "cargo:rustc-env=FMES_PLUGINS_DIR={}",
+        plugins_target_dir.join(TARGET).join("release").display()
+    );
+
+    let built = guest_target_dir
+        .join(TARGET)
+        .join("release")
+        .join("fmes_queue.wasm");
+    let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("read {}: {e}", built.display()));
+    std::fs::write(out_dir.join("fmes_queue.wasm"), &bytes).expect("copy the component to OUT_DIR");
+    // A content hash names the compiled-artifact cache entry, so a changed
+    // component is never served from a stale cache.
+    println!("cargo:rustc-env=FMES_COMPONENT_HASH={:016x}", fnv1a(&bytes));
+}
+
+/// Builds a manifest's packages (or one) for the wasm target in release
+/// mode into `target_dir`; false if cargo failed.
+fn cargo_build(manifest: &Path, package: Option<&str>, target_dir: &Path) -> bool {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "fmes-queue",
-            "--target",
-            TARGET,
-        ])
+        .args(["build", "--release", "--target", TARGET])
         .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"))
+        .arg(manifest)
         .arg("--target-dir")
-        .arg(&guest_target_dir)
-        // The component needs no debug info; it only makes the artifact bigger.
+        .arg(target_dir)
+        // Components need no debug info; it only makes them bigger.
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+    if let Some(package) = package {
+        build.args(["--package", package]);
+    }
     // Settings meant for the outer (native) build must not leak into this one.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -58,25 +106,7 @@ fn main() {
     ] {
         build.env_remove(var);
     }
-    let status = build
-        .status()
-        .expect("run cargo to build the guest component");
-    if !status.success() {
-        println!(
-            "cargo::error=building the fmes guest component for {TARGET} failed; see the cargo output above"
-        );
-        return;
-    }
-
-    let built = guest_target_dir
-        .join(TARGET)
-        .join("release")
-        .join("fmes_queue.wasm");
-    let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("read {}: {e}", built.display()));
-    std::fs::write(out_dir.join("fmes_queue.wasm"), &bytes).expect("copy the component to OUT_DIR");
-    // A content hash names the compiled-artifact cache entry, so a changed
-    // component is never served from a stale cache.
-    println!("cargo:rustc-env=FMES_COMPONENT_HASH={:016x}", fnv1a(&bytes));
+    build.status().is_ok_and(|status| status.success())
 }
 
 /// True if the standard library for the wasm target is installed for this rustc.

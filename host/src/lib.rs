@@ -9,6 +9,7 @@ pub mod cli;
 
 pub mod comm;
 pub mod error;
+pub mod plugin;
 pub mod runtime;
 mod sandbox;
 pub mod watch;

@@ -103,7 +103,12 @@ impl Runtime {
 
     /// Epoch ticks that make up the time limit (zero stops a call at once).
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        (self.limits.time.as_millis() / TICK.as_millis()) as u64
+        self.deadline_ticks_for(self.limits.time)
+    }
+
+    /// Epoch ticks that make up a given time limit.
+    pub(crate) fn deadline_ticks_for(&self, limit: Duration) -> u64 {
+        (limit.as_millis() / TICK.as_millis()) as u64
     }
 
     /// The engine, for embedders that run other components beside the queue.

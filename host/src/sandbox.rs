@@ -37,10 +37,7 @@ impl Sandbox {
         Ok(Sandbox {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limits: MemoryCap {
-                limit: memory_limit,
-                exceeded: false,
-            },
+            limits: MemoryCap::new(memory_limit),
             stderr,
         })
     }
@@ -72,6 +69,15 @@ impl WasiView for Sandbox {
 pub struct MemoryCap {
     limit: usize,
     pub exceeded: bool,
+}
+
+impl MemoryCap {
+    pub fn new(limit: usize) -> MemoryCap {
+        MemoryCap {
+            limit,
+            exceeded: false,
+        }
+    }
 }
 
 /// Table elements a component may grow to: far more than the queue needs,

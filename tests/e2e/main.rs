@@ -9,5 +9,6 @@ mod cli;
 mod guarantees;
 mod interop;
 mod library;
+mod plugins;
 mod sandbox;
 mod watch;

@@ -1,6 +1,7 @@
 //! The `fmes` command line: one module per subcommand.
 
 mod ack;
+mod agent;
 mod agents;
 mod archive;
 mod broadcast;
@@ -9,6 +10,7 @@ mod cleanup;
 mod dead;
 mod demo;
 mod duration;
+pub use duration::parse_duration;
 mod init;
 mod output;
 mod peek;
@@ -97,6 +99,8 @@ pub enum Command {
     #[command(subcommand)]
     Dead(dead::Command),
     Stats(stats::Args),
+    #[command(subcommand)]
+    Agent(agent::Command),
     Watch(watch::Args),
     Demo(demo::Args),
 }
@@ -144,6 +148,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Recover(args) => recover::run(&context, args),
         Command::Dead(command) => dead::run(&context, command),
         Command::Stats(args) => stats::run(&context, args),
+        Command::Agent(command) => agent::run(&context, command),
         Command::Watch(args) => watch::run(&context, args),
         Command::Demo(args) => demo::run(&context, args),
     };

@@ -1,0 +1,207 @@
+//! The host side of the `mailbox` interface: every request is checked
+//! against the plugin's identity and policy before it reaches the queue.
+
+use std::io::Write;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::fmes::queue::mailbox::{self, Level, PluginError};
+use super::bindings::fmes::queue::types;
+use super::policy::Policy;
+use crate::sandbox::MemoryCap;
+use crate::{Comm, SendRequest};
+
+/// Bytes of stdout and stderr kept per plugin instance; writes past it fail.
+const OUTPUT_CAP: usize = 1024 * 1024;
+
+/// The state of one plugin's store.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: MemoryCap,
+    pub(crate) stdout: MemoryOutputPipe,
+    pub(crate) stderr: MemoryOutputPipe,
+    agent: String,
+    comm: Comm,
+    policy: Policy,
+    /// Sender of the message being handled, for `reply`.
+    pub(crate) replying_to: Option<String>,
+    sends: u32,
+    bytes: u64,
+}
+
+impl PluginState {
+    pub fn new(agent: &str, comm: Comm, policy: Policy) -> PluginState {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAP);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAP);
+        // No preopen, no env, no args, no stdin, no network: the builder
+        // starts with none of them.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let memory = policy.memory_limit_mib as usize * 1024 * 1024;
+        PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: MemoryCap::new(memory),
+            stdout,
+            stderr,
+            agent: agent.to_string(),
+            comm,
+            policy,
+            replying_to: None,
+            sends: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Resets the per-message caps for the next message.
+    pub fn start_message(&mut self, sender: &str) {
+        self.replying_to = Some(sender.to_string());
+        self.sends = 0;
+        self.bytes = 0;
+    }
+
+    /// Counts one send of `payload` against the caps, or refuses it.
+    fn charge(&mut self, copies: u32, payload: &str) -> Result<(), PluginError> {
+        if self.sends + copies > self.policy.max_sends_per_message {
+            return Err(PluginError::LimitReached(format!(
+                "at most {} messages may be sent per handled message",
+                self.policy.max_sends_per_message
+            )));
+        }
+        // Guest-supplied sizes: counted before anything is stored.
+        let bytes = payload.len() as u64 * u64::from(copies);
+        if self.bytes + bytes > self.policy.max_bytes_per_message {
+            return Err(PluginError::LimitReached(format!(
+                "at most {} bytes may be sent per handled message",
+                self.policy.max_bytes_per_message
+            )));
+        }
+        self.sends += copies;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    fn send_as_agent(
+        &mut self,
+        to: &str,
+        message_type: Option<String>,
+        priority: Option<u8>,
+        payload: String,
+    ) -> Result<String, PluginError> {
+        if !self.policy.may_send_to(to) {
+            return Err(PluginError::NotAllowed(format!(
+                "the policy does not allow sending to {to:?}"
+            )));
+        }
+        self.charge(1, &payload)?;
+        let request = SendRequest {
+            from: self.agent.clone(),
+            to: to.to_string(),
+            message_type,
+            priority,
+            payload,
+            max_payload_bytes: Some(self.policy.max_bytes_per_message),
+            id: None,
+        };
+        self.comm
+            .send(&request)
+            .map(|m| m.file)
+            .map_err(|e| PluginError::Rejected(e.to_string()))
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl mailbox::Host for PluginState {
+    fn whoami(&mut self) -> String {
+        self.agent.clone()
+    }
+
+    fn send(
+        &mut self,
+        to: String,
+        message_type: Option<String>,
+        priority: Option<u8>,
+        payload: String,
+    ) -> Result<String, PluginError> {
+        self.send_as_agent(&to, message_type, priority, payload)
+    }
+
+    fn reply(
+        &mut self,
+        message_type: Option<String>,
+        payload: String,
+    ) -> Result<String, PluginError> {
+        let Some(to) = self.replying_to.clone() else {
+            return Err(PluginError::Rejected("no message is being handled".into()));
+        };
+        let message_type = message_type.or_else(|| Some("REPORT".into()));
+        self.send_as_agent(&to, message_type, None, payload)
+    }
+
+    fn broadcast(
+        &mut self,
+        message_type: Option<String>,
+        payload: String,
+    ) -> Result<u32, PluginError> {
+        let recipients: Vec<String> = self
+            .comm
+            .agents()
+            .map_err(|e| PluginError::Rejected(e.to_string()))?
+            .into_iter()
+            .filter(|a| !a.eq_ignore_ascii_case(&self.agent) && self.policy.may_send_to(a))
+            .collect();
+        self.charge(recipients.len() as u32, &payload)?;
+        let message_type = message_type.or_else(|| Some("ALERT".into()));
+        for to in &recipients {
+            let request = SendRequest {
+                from: self.agent.clone(),
+                to: to.clone(),
+                message_type: message_type.clone(),
+                priority: Some(fmes_queue::queue::BROADCAST_PRIORITY),
+                payload: payload.clone(),
+                max_payload_bytes: Some(self.policy.max_bytes_per_message),
+                id: None,
+            };
+            self.comm
+                .send(&request)
+                .map_err(|e| PluginError::Rejected(e.to_string()))?;
+        }
+        Ok(recipients.len() as u32)
+    }
+
+    fn peek(&mut self) -> u32 {
+        let agent = self.agent.clone();
+        self.comm.peek(&agent).unwrap_or(0)
+    }
+
+    fn log(&mut self, level: Level, text: String) {
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "[{}] {level}: {}",
+            self.agent,
+            super::runner::printable_line(&text)
+        );
+    }
+}

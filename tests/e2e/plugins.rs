@@ -1,0 +1,300 @@
+//! Agent plugins: the example agent, and hostile fixtures that are stopped
+//! or refused while the queue stays intact and other messages are handled.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use fmes::SendRequest;
+
+use crate::support::*;
+
+fn plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("FMES_PLUGINS_DIR")).join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// Runs `fmes [global...] agent run PLUGIN --as worker --once [--policy P]`.
+fn run_agent(comm: &TempComm, name: &str, policy: Option<&str>, global: &[&str]) -> Output {
+    let mut command = comm.fmes();
+    command
+        .args(global)
+        .arg("--json")
+        .args(["agent", "run"])
+        .arg(plugin(name));
+    command.args(["--as", "worker", "--once"]);
+    if let Some(policy) = policy {
+        let path = comm.root.path().join("policy.toml");
+        std::fs::write(&path, policy).unwrap();
+        command.arg("--policy").arg(path);
+    }
+    command.stdin(std::process::Stdio::null()).output().unwrap()
+}
+
+fn send(comm: &TempComm, payload: &str) -> fmes::Message {
+    comm.open()
+        .send(&SendRequest::new("planner", "worker", payload))
+        .unwrap()
+}
+
+fn outcomes(output: &Output) -> Vec<serde_json::Value> {
+    json_lines(&success(output))
+}
+
+#[test]
+fn the_example_agent_answers_each_task_with_a_report() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    let task = send(&comm, r#"{"task": "summarise"}"#);
+    comm.open()
+        .send(&SendRequest::new("planner", "worker", "1").with_type("NOTE"))
+        .unwrap();
+    let output = run_agent(&comm, "report_agent", None, &[]);
+    let lines = outcomes(&output);
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l["outcome"] == "acknowledged"));
+    assert!(
+        stderr(&output).contains("[worker] info: reported on"),
+        "{}",
+        stderr(&output)
+    );
+    let reports = comm.open().receive("planner", None, None).unwrap().messages;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].message_type.as_str(), reports[0].from.as_str()),
+        ("REPORT", "worker")
+    );
+    let payload: serde_json::Value = serde_json::from_str(&reports[0].payload).unwrap();
+    assert_eq!(payload["in_reply_to"], task.id.as_str());
+    assert_eq!(comm.open().peek("worker").unwrap(), 0);
+    assert_eq!(comm.json_files("ARCHIVE").len(), 2);
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_at_the_time_limit_and_dead_lettered() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""spin""#);
+    send(&comm, r#""fine""#);
+    let output = run_agent(
+        &comm,
+        "fixture_spin",
+        Some("time_limit = \"1s\""),
+        &["--max-deliveries", "2"],
+    );
+    let lines = outcomes(&output);
+    let spin: Vec<_> = lines
+        .iter()
+        .filter(|l| l["outcome"] != "acknowledged")
+        .collect();
+    assert_eq!(spin.len(), 2, "{lines:?}");
+    assert_eq!(spin[0]["outcome"], "released");
+    assert_eq!(spin[1]["outcome"], "dead-lettered");
+    assert!(
+        spin[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 1s")
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["outcome"] == "acknowledged")
+            .count(),
+        1
+    );
+    let dead = comm.open().dead_letters(Some("worker")).unwrap();
+    assert_eq!(dead.len(), 1);
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_at_the_memory_limit() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""bomb""#);
+    send(&comm, r#""fine""#);
+    let output = run_agent(
+        &comm,
+        "fixture_memory_bomb",
+        Some("memory_limit_mib = 32"),
+        &["--max-deliveries", "1"],
+    );
+    let lines = outcomes(&output);
+    let bomb = lines
+        .iter()
+        .find(|l| l["outcome"] == "dead-lettered")
+        .expect("{lines:?}");
+    assert!(
+        bomb["reason"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 32 MiB"),
+        "{bomb}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["outcome"] == "acknowledged")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_panic_releases_the_message_and_a_fresh_instance_goes_on() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""panic""#);
+    send(&comm, r#""fine""#);
+    let output = run_agent(&comm, "fixture_panic", None, &["--max-deliveries", "1"]);
+    let lines = outcomes(&output);
+    assert!(lines.iter().any(|l| l["outcome"] == "dead-lettered"
+        && l["reason"].as_str().unwrap().contains("the plugin crashed")));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["outcome"] == "acknowledged")
+            .count(),
+        1
+    );
+    assert!(stderr(&output).contains("[worker] stderr:") && stderr(&output).contains("on purpose"));
+}
+
+#[test]
+fn plugins_importing_the_file_system_or_a_timer_are_refused_at_load() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""x""#);
+    for (name, forbidden) in [
+        ("fixture_fs_import", "wasi:filesystem/"),
+        ("fixture_sleeper", "wasi:clocks/monotonic-clock"),
+    ] {
+        let err = failure(&run_agent(&comm, name, None, &[]), 1);
+        assert!(
+            err.contains("error: the plugin imports what agent plugins may not use:")
+                && err.contains(forbidden),
+            "{name}: {err}"
+        );
+    }
+    // Nothing was claimed: the message still waits.
+    assert_eq!(comm.open().peek("worker").unwrap(), 1);
+}
+
+#[test]
+fn a_flood_is_capped_per_handled_message() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, "1");
+    let output = run_agent(
+        &comm,
+        "fixture_flood",
+        Some("max_sends_per_message = 3"),
+        &["--max-deliveries", "1"],
+    );
+    let lines = outcomes(&output);
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sent 3 before the host refused")
+    );
+    assert_eq!(comm.open().peek("planner").unwrap(), 3);
+}
+
+#[test]
+fn sending_where_the_policy_forbids_is_refused() {
+    let comm = TempComm::with_agents(&["planner", "worker", "other"]);
+    send(&comm, r#""other""#);
+    send(&comm, r#""planner""#);
+    let output = run_agent(
+        &comm,
+        "fixture_forbidden_send",
+        Some("allowed_recipients = [\"Planner\"]"),
+        &["--max-deliveries", "1"],
+    );
+    let lines = outcomes(&output);
+    let refused = lines
+        .iter()
+        .find(|l| l["outcome"] != "acknowledged")
+        .unwrap();
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the policy does not allow sending to"),
+        "{refused}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["outcome"] == "acknowledged")
+            .count(),
+        1
+    );
+    assert_eq!(comm.open().peek("other").unwrap(), 0);
+    assert_eq!(comm.open().peek("planner").unwrap(), 1);
+}
+
+#[test]
+fn terminal_escape_sequences_are_stripped_from_plugin_output() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, "1");
+    let output = run_agent(&comm, "fixture_escape", None, &[]);
+    assert_eq!(outcomes(&output)[0]["outcome"], "acknowledged");
+    let err = stderr(&output);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("[worker] stdout: RED title cleared"), "{err}");
+    assert!(err.contains("[worker] stderr: bold-on-stderr"), "{err}");
+    assert!(err.contains("[worker] warn: blinking log"), "{err}");
+}
+
+#[test]
+fn a_bad_policy_file_is_refused_naming_the_key() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    let err = failure(
+        &run_agent(&comm, "report_agent", Some("time_limt = \"1s\""), &[]),
+        1,
+    );
+    assert!(
+        err.contains("invalid policy file") && err.contains("time_limt"),
+        "{err}"
+    );
+    let err = failure(
+        &comm.run(&["agent", "run", "/nonexistent.wasm", "--as", "worker"]),
+        1,
+    );
+    assert!(
+        err.contains("cannot read the plugin /nonexistent.wasm"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_runners_share_the_work_without_handling_a_message_twice() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    let ids: Vec<String> = (0..20)
+        .map(|i| send(&comm, &format!("{{\"n\": {i}}}")).id)
+        .collect();
+    let spawn = || {
+        comm.fmes()
+            .args(["--json", "agent", "run"])
+            .arg(plugin("report_agent"))
+            .args(["--as", "worker", "--once"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let handled: usize = [a, b]
+        .into_iter()
+        .map(|child| outcomes(&child.wait_with_output().unwrap()).len())
+        .sum();
+    assert_eq!(handled, 20);
+    let reports = comm.open().receive("planner", None, None).unwrap().messages;
+    let mut answered: Vec<String> = reports
+        .iter()
+        .map(|m| {
+            let payload: serde_json::Value = serde_json::from_str(&m.payload).unwrap();
+            payload["in_reply_to"].as_str().unwrap().to_string()
+        })
+        .collect();
+    answered.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(answered, expected);
+}

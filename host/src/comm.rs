@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use wasmtime::Store;
@@ -77,7 +78,7 @@ impl Comm {
             runtime,
             instance: None,
             options: Options {
-                origin: crate::runtime::process_origin(),
+                origin: handle_origin(),
                 ..Options::default()
             },
         })
@@ -357,6 +358,16 @@ fn classify_trap(runtime: &Runtime, trap: wasmtime::Error, sandbox: &Sandbox) ->
         message,
         stderr: sandbox.stderr_text(),
     }
+}
+
+/// The name tag of a new handle: this host's and process's tag, mixed with
+/// a count of the handles made, since each handle's component instance
+/// counts its names from zero.
+fn handle_origin() -> u32 {
+    static HANDLES: AtomicU32 = AtomicU32::new(0);
+    let handle = HANDLES.fetch_add(1, Ordering::Relaxed);
+    let mixed = crate::runtime::process_origin() ^ handle.wrapping_mul(0x9E37_79B9);
+    mixed.max(1)
 }
 
 fn wit_options(options: Options) -> admin::Options {

@@ -54,6 +54,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// A compiled, pre-linked queue component, ready to instantiate cheaply.
 pub struct Runtime {
     pub(crate) engine: Engine,
+    pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) pre: QueuePre<Sandbox>,
     pub(crate) limits: Limits,
     ticker: Arc<Ticker>,
@@ -76,6 +77,7 @@ impl Runtime {
         let ticker = Ticker::start(engine.clone());
         Ok(Runtime {
             engine,
+            cache_dir: cache_dir.map(Path::to_path_buf),
             pre,
             limits,
             ticker,
@@ -231,32 +233,54 @@ fn load_error(e: impl std::fmt::Display) -> Error {
 }
 
 fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> Result<Component, Error> {
+    compile_cached(engine, cache_dir, "queue", COMPONENT_HASH, COMPONENT).map_err(load_error)
+}
+
+/// Compiles a component, or loads it from `cache_dir` where this engine
+/// compiled the same bytes before; `kind` and `content_hash` name the entry.
+pub(crate) fn compile_cached(
+    engine: &Engine,
+    cache_dir: Option<&Path>,
+    kind: &str,
+    content_hash: &str,
+    bytes: &[u8],
+) -> wasmtime::Result<Component> {
     let Some(cache_dir) = cache_dir else {
-        return Component::new(engine, COMPONENT).map_err(load_error);
+        return Component::new(engine, bytes);
     };
     // The key covers the component's bytes and everything about the engine
     // that makes compiled code incompatible (version, settings, CPU features).
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let path = cache_dir.join(format!(
-        "queue-{COMPONENT_HASH}-{:016x}.cwasm",
+        "{kind}-{content_hash}-{:016x}.cwasm",
         hasher.finish()
     ));
     if path.is_file() {
-        // SAFETY: the file is one this code wrote (atomically) for this exact
-        // component and engine into the user's own cache directory;
-        // deserializing trusts it as compiled code, so the cache directory
-        // must not be writable by anyone the user does not trust.
+        // SAFETY: the file is one this code wrote (atomically) for these exact
+        // bytes and engine into the user's own cache directory; deserializing
+        // trusts it as compiled code, so the cache directory must not be
+        // writable by anyone the user does not trust.
         if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
             return Ok(component);
         }
     }
-    let component = Component::new(engine, COMPONENT).map_err(load_error)?;
+    let component = Component::new(engine, bytes)?;
     // The cache only saves time: failing to write it is not an error.
-    if let Ok(bytes) = component.serialize() {
-        let _ = write_atomically(cache_dir, &path, &bytes);
+    if let Ok(serialized) = component.serialize() {
+        let _ = write_atomically(cache_dir, &path, &serialized);
     }
     Ok(component)
+}
+
+/// A content hash for cache names (FNV-1a, 64 bits, with the length).
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}{:x}", bytes.len())
 }
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -373,5 +373,11 @@ fn demo_shows_a_task_and_a_report() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_file())
         .count();
-    assert_eq!(archived, 2);
+    // The coder's TASK and REPORT, and the plugin reviewer's TASK and REPORT.
+    assert_eq!(archived, 4);
+    assert!(
+        out.contains("reviewer handled") && out.contains("acknowledged"),
+        "{out}"
+    );
+    assert!(out.contains("REPORT from reviewer to planner"), "{out}");
 }

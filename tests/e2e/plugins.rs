@@ -298,3 +298,32 @@ fn two_runners_share_the_work_without_handling_a_message_twice() {
     expected.sort();
     assert_eq!(answered, expected);
 }
+
+#[test]
+fn the_triage_agent_routes_tasks_where_they_are_assigned() {
+    let comm = TempComm::with_agents(&["planner", "worker", "coder"]);
+    comm.open()
+        .send(
+            &SendRequest::new(
+                "planner",
+                "worker",
+                r#"{"assign_to": "coder", "task": "fix"}"#,
+            )
+            .with_priority(2),
+        )
+        .unwrap();
+    let unassigned = send(&comm, r#"{"task": "who?"}"#);
+    let lines = outcomes(&run_agent(&comm, "triage_agent", None, &[]));
+    assert!(
+        lines.iter().all(|l| l["outcome"] == "acknowledged"),
+        "{lines:?}"
+    );
+    let routed = comm.open().receive("coder", None, None).unwrap().messages;
+    assert_eq!(routed.len(), 1);
+    assert_eq!((routed[0].from.as_str(), routed[0].priority), ("worker", 2));
+    let answers = comm.open().receive("planner", None, None).unwrap().messages;
+    assert_eq!(answers.len(), 1);
+    assert!(
+        answers[0].payload.contains(&unassigned.id) && answers[0].payload.contains("unassigned")
+    );
+}

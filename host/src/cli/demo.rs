@@ -4,8 +4,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use std::sync::atomic::AtomicBool;
+
 use super::{Context, output};
+use crate::plugin::{AgentRunner, Policy};
 use crate::{Comm, SendRequest};
+
+/// The example agent plugin (plugins/examples/report), built with the host.
+static REPORT_AGENT: &[u8] =
+    include_bytes!(concat!(env!("FMES_PLUGINS_DIR"), "/report_agent.wasm"));
 
 /// Watch two agents exchange a TASK and a REPORT through the sandboxed component.
 ///
@@ -106,7 +113,53 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    step!("both mailboxes are empty again");
+    step!(
+        "a plugin agent at work: reviewer is a sandboxed WebAssembly plugin that answers each TASK with a REPORT"
+    );
+    comm.init(&["reviewer"])?;
+    let review = comm.send(
+        &SendRequest::new(
+            "planner",
+            "reviewer",
+            r#"{"task": "Review the --limit change"}"#,
+        )
+        .with_type("TASK"),
+    )?;
+    output::write_message(&mut out, &review, json)?;
+    if !json {
+        writeln!(
+            out,
+            "running the plugin as reviewer (no files, no network, a time and a memory limit)"
+        )?;
+    }
+    let mut runner = AgentRunner::from_bytes(
+        crate::Runtime::shared()?,
+        REPORT_AGENT,
+        "the example report agent",
+        &dir,
+        "reviewer",
+        Policy::default(),
+    )?;
+    let stop = AtomicBool::new(false);
+    runner.run(true, &stop, |message, outcome| {
+        if !json {
+            let outcome = match outcome {
+                crate::plugin::HandleOutcome::Acknowledged => "acknowledged".to_string(),
+                crate::plugin::HandleOutcome::Failed { reason, .. } => reason.clone(),
+            };
+            let _ = writeln!(
+                std::io::stdout(),
+                "reviewer handled {}: {outcome}",
+                message.file
+            );
+        }
+    })?;
+    for message in comm.receive("planner", Some("REPORT"), None)?.messages {
+        output::write_message(&mut out, &message, json)?;
+        comm.archive("planner", &message.file)?;
+    }
+
+    step!("every mailbox is empty again");
     for agent in comm.agents()? {
         let count = comm.peek(&agent)?;
         if !json {

@@ -129,7 +129,8 @@ pub fn run(cli: Cli) -> ExitCode {
         options: crate::Options {
             durable: !cli.no_sync,
             max_deliveries: cli.max_deliveries,
-            origin: crate::runtime::process_origin(),
+            // Each handle opened gets its own tag (see `Comm`).
+            origin: 0,
         },
     };
     let result = match cli.command {

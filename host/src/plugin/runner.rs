@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::{AgentPlugin, AgentPluginPre};
 use super::policy::Policy;
@@ -112,12 +112,38 @@ impl AgentRunner {
             path: plugin.display().to_string(),
             source,
         })?;
+        AgentRunner::from_bytes(
+            runtime,
+            &bytes,
+            &plugin.display().to_string(),
+            comm_dir,
+            agent,
+            policy,
+        )
+    }
+
+    /// Loads a plugin from its bytes; `label` names it in errors.
+    pub fn from_bytes(
+        runtime: Arc<Runtime>,
+        bytes: &[u8],
+        label: &str,
+        comm_dir: &Path,
+        agent: &str,
+        policy: Policy,
+    ) -> Result<AgentRunner, PluginError> {
         let engine = runtime.engine().clone();
-        let component =
-            Component::new(&engine, &bytes).map_err(|e| PluginError::NotAComponent {
-                path: plugin.display().to_string(),
-                message: format!("{e:#}"),
-            })?;
+        // Compiled plugins are cached beside the queue component, outside any _COMM.
+        let component = crate::runtime::compile_cached(
+            &engine,
+            runtime.cache_dir.as_deref(),
+            "plugin",
+            &crate::runtime::content_hash(bytes),
+            bytes,
+        )
+        .map_err(|e| PluginError::NotAComponent {
+            path: label.to_string(),
+            message: format!("{e:#}"),
+        })?;
         let forbidden: Vec<String> = component
             .component_type()
             .imports(&engine)

@@ -27,9 +27,9 @@ pub mod bindings {
 }
 
 pub use bindings::exports::fmes::queue::handler::Guest as __Guest;
+use bindings::fmes::queue::mailbox;
 pub use bindings::fmes::queue::mailbox::{Level, PluginError};
 pub use bindings::fmes::queue::types::Message;
-use bindings::fmes::queue::mailbox;
 
 /// An agent: called once with `setup`, then with each message in turn.
 pub trait Agent {

@@ -17,7 +17,10 @@ impl Agent for ReportAgent {
             message.payload
         );
         let file = fmes_plugin::reply(Some("REPORT"), &report).map_err(|e| e.to_string())?;
-        fmes_plugin::log(Level::Info, &format!("reported on {} as {file}", message.id));
+        fmes_plugin::log(
+            Level::Info,
+            &format!("reported on {} as {file}", message.id),
+        );
         Ok(())
     }
 }

@@ -57,6 +57,8 @@ pub struct Runtime {
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) pre: QueuePre<Sandbox>,
     pub(crate) limits: Limits,
+    /// The engine plugins run on: like the queue's, plus fuel metering.
+    plugin_engine: Engine,
     ticker: Arc<Ticker>,
 }
 
@@ -74,8 +76,13 @@ impl Runtime {
         let instance_pre = linker.instantiate_pre(&component).map_err(load_error)?;
         let pre = QueuePre::new(instance_pre).map_err(load_error)?;
 
-        let ticker = Ticker::start(engine.clone());
+        let mut plugin_config = Config::new();
+        plugin_config.epoch_interruption(true);
+        plugin_config.consume_fuel(true);
+        let plugin_engine = Engine::new(&plugin_config).map_err(load_error)?;
+        let ticker = Ticker::start(vec![engine.clone(), plugin_engine.clone()]);
         Ok(Runtime {
+            plugin_engine,
             engine,
             cache_dir: cache_dir.map(Path::to_path_buf),
             pre,
@@ -117,6 +124,11 @@ impl Runtime {
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// The engine agent plugins run on (fuel metering on).
+    pub(crate) fn plugin_engine(&self) -> &Engine {
+        &self.plugin_engine
+    }
 }
 
 impl Drop for Runtime {
@@ -140,7 +152,7 @@ struct TickerState {
 }
 
 impl Ticker {
-    fn start(engine: Engine) -> Arc<Ticker> {
+    fn start(engines: Vec<Engine>) -> Arc<Ticker> {
         let ticker = Arc::new(Ticker {
             state: Mutex::new(TickerState::default()),
             wake: Condvar::new(),
@@ -160,7 +172,9 @@ impl Ticker {
                     }
                     drop(state);
                     std::thread::sleep(TICK);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .expect("spawn the epoch thread");

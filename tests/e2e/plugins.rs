@@ -327,3 +327,32 @@ fn the_triage_agent_routes_tasks_where_they_are_assigned() {
         answers[0].payload.contains(&unassigned.id) && answers[0].payload.contains("unassigned")
     );
 }
+
+#[test]
+fn a_fuel_budget_stops_a_loop_deterministically() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""spin""#);
+    send(&comm, r#""fine""#);
+    let output = run_agent(
+        &comm,
+        "fixture_spin",
+        Some("fuel = 50_000_000\ntime_limit = \"10m\""),
+        &["--max-deliveries", "1"],
+    );
+    let lines = outcomes(&output);
+    let spin = lines
+        .iter()
+        .find(|l| l["outcome"] == "dead-lettered")
+        .expect("{lines:?}");
+    assert!(
+        spin["reason"].as_str().unwrap().contains("ran out of fuel"),
+        "{spin}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["outcome"] == "acknowledged")
+            .count(),
+        1
+    );
+}

@@ -25,7 +25,7 @@ Examples:
 
 A policy file (TOML) may set: time_limit (\"10s\"), memory_limit_mib (64),
 allowed_recipients ([\"planner\"]; missing: any agent), max_sends_per_message
-(10), max_bytes_per_message (1048576). Unknown keys are refused.")]
+(10), max_bytes_per_message (1048576), fuel (none). Unknown keys are refused.")]
     Run {
         /// The plugin component (.wasm).
         plugin: PathBuf,

@@ -28,6 +28,11 @@ pub struct Policy {
     /// message, all sends together. Missing: 1 MiB.
     #[serde(default = "default_max_bytes")]
     pub max_bytes_per_message: u64,
+    /// Fuel (roughly, WebAssembly instructions) one handler call may burn:
+    /// a deterministic bound, unlike the time limit. Missing: no fuel
+    /// limit, only the time limit.
+    #[serde(default)]
+    pub fuel: Option<u64>,
 }
 
 fn default_time_limit() -> Duration {
@@ -51,6 +56,7 @@ impl Default for Policy {
             allowed_recipients: None,
             max_sends_per_message: default_max_sends(),
             max_bytes_per_message: default_max_bytes(),
+            fuel: None,
         }
     }
 }

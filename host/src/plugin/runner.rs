@@ -61,6 +61,8 @@ pub enum PluginError {
     Setup(String),
     #[error("the plugin ran past its time limit of {0:?}")]
     TimeLimit(Duration),
+    #[error("the plugin ran out of fuel: its budget is {0} units per message")]
+    FuelLimit(u64),
     #[error("the plugin tried to use more than its memory limit of {0} MiB")]
     MemoryLimit(u32),
     #[error("the plugin crashed: {0}")]
@@ -131,7 +133,7 @@ impl AgentRunner {
         agent: &str,
         policy: Policy,
     ) -> Result<AgentRunner, PluginError> {
-        let engine = runtime.engine().clone();
+        let engine = runtime.plugin_engine().clone();
         // Compiled plugins are cached beside the queue component, outside any _COMM.
         let component = crate::runtime::compile_cached(
             &engine,
@@ -223,6 +225,10 @@ impl AgentRunner {
         }
         let (store, plugin) = self.instance.as_mut().expect("made above");
         store.data_mut().start_message(&message.from);
+        // Without a fuel budget in the policy, time is the only bound.
+        store
+            .set_fuel(self.policy.fuel.unwrap_or(u64::MAX))
+            .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
         store.set_epoch_deadline(self.runtime.deadline_ticks_for(self.policy.time_limit));
         let wit_message = to_wit(message);
         let in_flight = self.runtime.call_in_flight();
@@ -255,8 +261,11 @@ impl AgentRunner {
     fn instantiate(&self) -> Result<(Store<PluginState>, AgentPlugin), PluginError> {
         let comm = Comm::open_with(self.runtime.clone(), &self.comm_dir)?;
         let state = PluginState::new(&self.agent, comm, self.policy.clone());
-        let mut store = Store::new(self.runtime.engine(), state);
+        let mut store = Store::new(self.runtime.plugin_engine(), state);
         store.limiter(|s| &mut s.limits);
+        store
+            .set_fuel(self.policy.fuel.unwrap_or(u64::MAX))
+            .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.runtime.deadline_ticks_for(self.policy.time_limit));
         let in_flight = self.runtime.call_in_flight();
@@ -282,8 +291,12 @@ fn classify(
     state: &PluginState,
 ) -> PluginError {
     let _ = runtime;
-    if let Some(wasmtime::Trap::Interrupt) = trap.downcast_ref::<wasmtime::Trap>() {
-        return PluginError::TimeLimit(policy.time_limit);
+    match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => return PluginError::TimeLimit(policy.time_limit),
+        Some(wasmtime::Trap::OutOfFuel) => {
+            return PluginError::FuelLimit(policy.fuel.unwrap_or(u64::MAX));
+        }
+        _ => {}
     }
     if state.limits.exceeded {
         return PluginError::MemoryLimit(policy.memory_limit_mib);

@@ -13,6 +13,8 @@ use super::policy::Policy;
 use crate::sandbox::MemoryCap;
 use crate::{Comm, SendRequest};
 
+/// Characters of one log line shown.
+const LOG_LINE_CAP: usize = 4096;
 /// Bytes of stdout and stderr kept per plugin instance; writes past it fail.
 const OUTPUT_CAP: usize = 1024 * 1024;
 
@@ -190,6 +192,13 @@ impl mailbox::Host for PluginState {
     }
 
     fn log(&mut self, level: Level, text: String) {
+        // Log lines count against the bytes a plugin may pass per message;
+        // past the cap they are dropped, and a line is cut at 4 KiB.
+        if self.bytes + text.len() as u64 > self.policy.max_bytes_per_message {
+            return;
+        }
+        self.bytes += text.len() as u64;
+        let text: String = text.chars().take(LOG_LINE_CAP).collect();
         let level = match level {
             Level::Debug => "debug",
             Level::Info => "info",

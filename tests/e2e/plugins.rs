@@ -356,3 +356,36 @@ fn a_fuel_budget_stops_a_loop_deterministically() {
         1
     );
 }
+
+#[test]
+fn an_interrupted_runner_finishes_the_message_in_hand_and_stops() {
+    use std::io::{BufRead, BufReader};
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#"{"task": 1}"#);
+    let mut child = comm
+        .fmes()
+        .args(["--json", "agent", "run"])
+        .arg(plugin("report_agent"))
+        .args(["--as", "worker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first message to be handled (the runner keeps waiting for more).
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("acknowledged"), "{first}");
+    // SAFETY: signals a child process this test started and still owns.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("worker: 1 acknowledged, 0 failed"),
+        "{stderr}"
+    );
+}

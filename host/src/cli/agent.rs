@@ -115,11 +115,10 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    if !json {
-        eprintln!(
-            "{agent}: {} acknowledged, {} failed ({} dead-lettered)",
-            report.acknowledged, report.failed, report.dead_lettered
-        );
-    }
+    // On stderr, so stdout stays one line per message.
+    eprintln!(
+        "{agent}: {} acknowledged, {} failed ({} dead-lettered)",
+        report.acknowledged, report.failed, report.dead_lettered
+    );
     Ok(ExitCode::SUCCESS)
 }

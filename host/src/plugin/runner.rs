@@ -160,10 +160,7 @@ impl AgentRunner {
             return Err(PluginError::ForbiddenImports { forbidden });
         }
         let mut linker = Linker::<PluginState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
-        AgentPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+        add_plugin_world(&mut linker).map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(AgentPluginPre::new)
@@ -282,6 +279,43 @@ impl AgentRunner {
             Err(trap) => Err(classify(&self.runtime, &self.policy, trap, store.data())),
         }
     }
+}
+
+/// A linker holding exactly what a plugin may import (`ALLOWED_IMPORTS`).
+fn add_plugin_world(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+    use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+    use wasmtime_wasi::p2::bindings::{cli, clocks, io, random, sync};
+    use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+
+    type T = PluginState;
+    let l = linker;
+    AgentPlugin::add_to_linker::<_, HasSelf<_>>(l, |state| state)?;
+    clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, T::clocks)?;
+    random::random::add_to_linker::<T, WasiRandom>(l, |t| t.random())?;
+    random::insecure::add_to_linker::<T, WasiRandom>(l, |t| t.random())?;
+    random::insecure_seed::add_to_linker::<T, WasiRandom>(l, |t| t.random())?;
+    cli::exit::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::environment::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_input::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_output::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdin::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stdout::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    cli::terminal_stderr::add_to_linker::<T, WasiCli>(l, T::cli)?;
+    io::error::add_to_linker::<T, ResourcesOnly>(l, |t| t.resources())?;
+    sync::io::poll::add_to_linker::<T, ResourcesOnly>(l, |t| t.resources())?;
+    sync::io::streams::add_to_linker::<T, ResourcesOnly>(l, |t| t.resources())?;
+    Ok(())
+}
+
+/// The stream and pollable interfaces need only the resource table.
+struct ResourcesOnly;
+
+impl wasmtime::component::HasData for ResourcesOnly {
+    type Data<'a> = &'a mut wasmtime::component::ResourceTable;
 }
 
 fn classify(

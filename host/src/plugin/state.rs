@@ -117,6 +117,12 @@ impl PluginState {
     }
 }
 
+impl PluginState {
+    pub(crate) fn resources(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

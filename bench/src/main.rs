@@ -87,7 +87,116 @@ fn main() -> Result<()> {
             )
         })?),
     );
+    let n = 1_000 / scale;
+    let native = median(|| native_handler(n))?;
+    let plugin = median(|| plugin_runner(n))?;
+    println!(
+        "| plugin runner, trivial handler ×{n} | {:.0}/s | {:.0}/s | {:.2}× the rate | - | - |",
+        n as f64 / native.as_secs_f64(),
+        n as f64 / plugin.as_secs_f64(),
+        native.as_secs_f64() / plugin.as_secs_f64()
+    );
+    let (p50, p99) = watch_latency(&fmes_bin, 200 / scale)?;
+    println!(
+        "| watch: send to printed, over {} messages | - | p50 {} / p99 {} | - | - | - |",
+        200 / scale,
+        fmt(p50),
+        fmt(p99)
+    );
     Ok(())
+}
+
+/// A mailbox of `n` messages handled natively: claim one, a trivial
+/// handler, acknowledge (what the plugin runner does, without the sandbox).
+fn native_handler(n: usize) -> Result<Duration> {
+    let (_dir, path) = fresh_comm()?;
+    let queue = native_queue(&path);
+    for i in 0..n {
+        queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
+    }
+    let start = Instant::now();
+    loop {
+        let batch = queue.claim("sink", "w", 1, Duration::from_secs(600))?;
+        let Some(claimed) = batch.claimed.into_iter().next() else {
+            break;
+        };
+        std::hint::black_box(&claimed.message.payload);
+        queue.ack("sink", "w", &claimed.message.file)?;
+    }
+    Ok(start.elapsed())
+}
+
+/// The same mailbox handled by `fmes agent run --once` of a trivial plugin
+/// (the spin fixture, whose handler returns at once for these payloads).
+fn plugin_runner(n: usize) -> Result<Duration> {
+    let (_dir, path) = fresh_comm()?;
+    let queue = native_queue(&path);
+    for i in 0..n {
+        queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
+    }
+    let me = std::env::current_exe()?;
+    let plugin = me
+        .parent()
+        .and_then(Path::parent)
+        .context("the target folder")?
+        .join("plugins/wasm32-wasip2/release/fixture_spin.wasm");
+    let bytes = std::fs::read(&plugin).with_context(|| format!("read {}", plugin.display()))?;
+    let mut runner = fmes::plugin::AgentRunner::from_bytes(
+        fmes::Runtime::shared()?,
+        &bytes,
+        "the spin fixture",
+        &path,
+        "sink",
+        fmes::plugin::Policy::default(),
+    )?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let start = Instant::now();
+    let report = runner.run(true, &stop, |_, _| {})?;
+    let elapsed = start.elapsed();
+    if report.acknowledged as usize != n {
+        bail!("the plugin handled {} of {n}", report.acknowledged);
+    }
+    Ok(elapsed)
+}
+
+/// Latency from a send (native, in this process) to the line printed by a
+/// running `fmes --json watch`, message by message.
+fn watch_latency(fmes_bin: &Path, n: usize) -> Result<(Duration, Duration)> {
+    use std::io::{BufRead, BufReader};
+    let (_dir, path) = fresh_comm()?;
+    let queue = Queue::with_options(
+        StdFs::new(path.to_str().unwrap()),
+        Options {
+            durable: false,
+            ..Options::default()
+        },
+    );
+    let mut child = Command::new(fmes_bin)
+        .arg("--comm")
+        .arg(&path)
+        .args(["--json", "watch", "sink", "--waiting"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let result = (|| {
+        // The first message shows that the watcher is up.
+        queue.send(&SendRequest::new("bench", "sink", "\"ready\""))?;
+        lines.next().context("the watcher printed nothing")??;
+        let mut latencies = Vec::with_capacity(n);
+        for i in 0..n {
+            let start = Instant::now();
+            queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
+            lines.next().context("the watcher stopped")??;
+            latencies.push(start.elapsed());
+            // Apart, so each is a change of its own, as agents send.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        latencies.sort();
+        Ok((latencies[n / 2], latencies[(n * 99).div_ceil(100) - 1]))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
 }
 
 fn row(label: &str, native: Duration, component: Duration, python: Option<Duration>) {

@@ -37,7 +37,10 @@ fn main() -> Result<()> {
         // The Python writer never flushes to disk: it is one baseline for both rows.
         let python = Some(median(|| python_sends(n))?);
         row(
-            &format!("send ×{n}, {}", if durable { "durable" } else { "--no-sync" }),
+            &format!(
+                "send ×{n}, {}",
+                if durable { "durable" } else { "--no-sync" }
+            ),
             native,
             component,
             python,
@@ -77,7 +80,14 @@ fn main() -> Result<()> {
     row(
         "one CLI call: start, peek 1,000, exit",
         median(|| process(Command::new(&me).arg("native-peek").arg(&path).arg("sink")))?,
-        median(|| process(Command::new(&fmes_bin).arg("--comm").arg(&path).args(["peek", "sink"])))?,
+        median(|| {
+            process(
+                Command::new(&fmes_bin)
+                    .arg("--comm")
+                    .arg(&path)
+                    .args(["peek", "sink"]),
+            )
+        })?,
         Some(median(|| {
             process(
                 Command::new("python3")
@@ -261,7 +271,11 @@ fn native_sends(n: usize, durable: bool) -> Result<Duration> {
     );
     let start = Instant::now();
     for i in 0..n {
-        queue.send(&SendRequest::new("bench", "sink", format!("{{\"seq\": {i}}}")))?;
+        queue.send(&SendRequest::new(
+            "bench",
+            "sink",
+            format!("{{\"seq\": {i}}}"),
+        ))?;
     }
     Ok(start.elapsed())
 }
@@ -282,7 +296,11 @@ fn component_sends(n: usize, durable: bool) -> Result<Duration> {
     let mut comm = open_component(&path, durable)?;
     let start = Instant::now();
     for i in 0..n {
-        comm.send(&SendRequest::new("bench", "sink", format!("{{\"seq\": {i}}}")))?;
+        comm.send(&SendRequest::new(
+            "bench",
+            "sink",
+            format!("{{\"seq\": {i}}}"),
+        ))?;
     }
     Ok(start.elapsed())
 }
@@ -327,7 +345,11 @@ fn filled_comm(n: usize) -> Result<tempfile::TempDir> {
         },
     );
     for i in 0..n {
-        queue.send(&SendRequest::new("bench", "sink", format!("{{\"seq\": {i}}}")))?;
+        queue.send(&SendRequest::new(
+            "bench",
+            "sink",
+            format!("{{\"seq\": {i}}}"),
+        ))?;
     }
     Ok(dir)
 }
@@ -349,7 +371,10 @@ fn python_script() -> PathBuf {
 fn python_seconds(command: &mut Command) -> Result<Duration> {
     let output = command.output().context("run python3")?;
     if !output.status.success() {
-        bail!("python3 failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "python3 failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let seconds: f64 = String::from_utf8(output.stdout)?.trim().parse()?;
     Ok(Duration::from_secs_f64(seconds))
@@ -367,7 +392,12 @@ fn python_sends(n: usize) -> Result<Duration> {
 }
 
 fn python_op(what: &str, path: &Path) -> Result<Duration> {
-    python_seconds(Command::new("python3").arg(python_script()).arg(what).arg(path))
+    python_seconds(
+        Command::new("python3")
+            .arg(python_script())
+            .arg(what)
+            .arg(path),
+    )
 }
 
 fn process(command: &mut Command) -> Result<Duration> {
@@ -375,7 +405,10 @@ fn process(command: &mut Command) -> Result<Duration> {
     let output = command.output()?;
     let elapsed = start.elapsed();
     if !output.status.success() {
-        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(elapsed)
 }

@@ -233,7 +233,7 @@ impl AgentRunner {
             .fmes_queue_handler()
             .call_handle(&mut *store, &wit_message);
         drop(in_flight);
-        flush_output(&self.agent, store.data());
+        flush_output(&self.agent, store.data_mut());
         let failure = match result {
             Ok(Ok(())) => {
                 self.comm.ack(&self.agent, &self.consumer, &message.file)?;
@@ -272,7 +272,7 @@ impl AgentRunner {
             .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
         let setup = plugin.fmes_queue_handler().call_setup(&mut store);
         drop(in_flight);
-        flush_output(&self.agent, store.data());
+        flush_output(&self.agent, store.data_mut());
         match setup {
             Ok(Ok(())) => Ok((store, plugin)),
             Ok(Err(reason)) => Err(PluginError::Setup(printable_line(&reason))),
@@ -338,35 +338,26 @@ fn classify(
     PluginError::Trap(printable_line(&format!("{trap:#}")))
 }
 
-/// Prints what the plugin wrote since the last flush, marked with its name.
-fn flush_output(agent: &str, state: &PluginState) {
+/// Prints the complete lines the plugin wrote since the last flush, marked
+/// with its name.
+fn flush_output(agent: &str, state: &mut PluginState) {
     use std::io::Write;
-    for (pipe, stream) in [(&state.stdout, "stdout"), (&state.stderr, "stderr")] {
+    let mut stderr = std::io::stderr().lock();
+    for (pipe, shown, stream) in [
+        (&state.stdout, &mut state.stdout_shown, "stdout"),
+        (&state.stderr, &mut state.stderr_shown, "stderr"),
+    ] {
         let bytes = pipe.contents();
-        let text = String::from_utf8_lossy(&bytes);
-        let mut stderr = std::io::stderr().lock();
-        for line in text.lines().skip(state_lines_seen(pipe)) {
+        let fresh = &bytes[(*shown).min(bytes.len())..];
+        // A line still being written waits for its end.
+        let Some(end) = fresh.iter().rposition(|&b| b == b'\n') else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&fresh[..end]).lines() {
             let _ = writeln!(stderr, "[{agent}] {stream}: {}", printable_line(line));
         }
-        remember_lines(pipe, text.lines().count());
+        *shown += end + 1;
     }
-}
-
-thread_local! {
-    /// Lines of each pipe already shown, by the pipe's buffer address.
-    static SHOWN: std::cell::RefCell<std::collections::HashMap<usize, usize>> = Default::default();
-}
-
-fn pipe_key(pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe) -> usize {
-    std::ptr::from_ref(pipe) as usize
-}
-
-fn state_lines_seen(pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe) -> usize {
-    SHOWN.with(|s| s.borrow().get(&pipe_key(pipe)).copied().unwrap_or(0))
-}
-
-fn remember_lines(pipe: &wasmtime_wasi::p2::pipe::MemoryOutputPipe, lines: usize) {
-    SHOWN.with(|s| s.borrow_mut().insert(pipe_key(pipe), lines));
 }
 
 /// Text from a plugin made safe for a terminal: escape sequences and other

@@ -25,6 +25,9 @@ pub struct PluginState {
     pub(crate) limits: MemoryCap,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
+    /// Bytes of each stream already shown.
+    pub(crate) stdout_shown: usize,
+    pub(crate) stderr_shown: usize,
     agent: String,
     comm: Comm,
     policy: Policy,
@@ -51,6 +54,8 @@ impl PluginState {
             limits: MemoryCap::new(memory),
             stdout,
             stderr,
+            stdout_shown: 0,
+            stderr_shown: 0,
             agent: agent.to_string(),
             comm,
             policy,

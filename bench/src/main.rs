@@ -54,8 +54,7 @@ fn main() -> Result<()> {
         None,
     );
     for size in [1_000, 100_000 / scale] {
-        let filled = filled_comm(size)?;
-        let path = filled.path().join("_COMM");
+        let (_filled, path) = filled_comm(size)?;
         row(
             &format!("peek on {size}"),
             median(|| time(|| native_queue(&path).peek("sink").map(drop)))?,
@@ -74,8 +73,7 @@ fn main() -> Result<()> {
             Some(median(|| python_op("receive", &path))?),
         );
     }
-    let filled = filled_comm(1_000)?;
-    let path = filled.path().join("_COMM");
+    let (_filled, path) = filled_comm(1_000)?;
     let me = std::env::current_exe()?;
     row(
         "one CLI call: start, peek 1,000, exit",
@@ -119,11 +117,8 @@ fn main() -> Result<()> {
 /// A mailbox of `n` messages handled natively: claim one, a trivial
 /// handler, acknowledge (what the plugin runner does, without the sandbox).
 fn native_handler(n: usize) -> Result<Duration> {
-    let (_dir, path) = fresh_comm()?;
+    let (_dir, path) = filled_comm(n)?;
     let queue = native_queue(&path);
-    for i in 0..n {
-        queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
-    }
     let start = Instant::now();
     loop {
         let batch = queue.claim("sink", "w", 1, Duration::from_secs(600))?;
@@ -139,11 +134,7 @@ fn native_handler(n: usize) -> Result<Duration> {
 /// The same mailbox handled by `fmes agent run --once` of a trivial plugin
 /// (the spin fixture, whose handler returns at once for these payloads).
 fn plugin_runner(n: usize) -> Result<Duration> {
-    let (_dir, path) = fresh_comm()?;
-    let queue = native_queue(&path);
-    for i in 0..n {
-        queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
-    }
+    let (_dir, path) = filled_comm(n)?;
     let me = std::env::current_exe()?;
     let plugin = me
         .parent()
@@ -306,11 +297,8 @@ fn component_sends(n: usize, durable: bool) -> Result<Duration> {
 }
 
 fn native_claim_ack(n: usize) -> Result<Duration> {
-    let (_dir, path) = fresh_comm()?;
+    let (_dir, path) = filled_comm(n)?;
     let queue = native_queue(&path);
-    for i in 0..n {
-        queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
-    }
     let start = Instant::now();
     for _ in 0..n {
         let batch = queue.claim("sink", "w", 1, Duration::from_secs(600))?;
@@ -320,11 +308,7 @@ fn native_claim_ack(n: usize) -> Result<Duration> {
 }
 
 fn component_claim_ack(n: usize) -> Result<Duration> {
-    let (_dir, path) = fresh_comm()?;
-    let queue = native_queue(&path);
-    for i in 0..n {
-        queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
-    }
+    let (_dir, path) = filled_comm(n)?;
     let mut comm = open_component(&path, true)?;
     let start = Instant::now();
     for _ in 0..n {
@@ -334,8 +318,8 @@ fn component_claim_ack(n: usize) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// A `_COMM` whose mailbox `sink` holds `n` messages.
-fn filled_comm(n: usize) -> Result<tempfile::TempDir> {
+/// A `_COMM` whose mailbox `sink` holds `n` messages, and its path.
+fn filled_comm(n: usize) -> Result<(tempfile::TempDir, PathBuf)> {
     let (dir, path) = fresh_comm()?;
     let queue = Queue::with_options(
         StdFs::new(path.to_str().unwrap()),
@@ -351,7 +335,7 @@ fn filled_comm(n: usize) -> Result<tempfile::TempDir> {
             format!("{{\"seq\": {i}}}"),
         ))?;
     }
-    Ok(dir)
+    Ok((dir, path))
 }
 
 fn component_op(

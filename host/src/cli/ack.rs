@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::{Context, EXIT_FAILURE, output};
+use super::{Context, output};
 
 /// Acknowledge claimed messages: they are done, and archived.
 ///
@@ -25,29 +25,20 @@ pub struct Args {
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut comm = context.open()?;
     let mut out = std::io::stdout().lock();
-    let mut failed = false;
-    for file in &args.files {
-        match comm.ack(&args.agent, &args.consumer, file) {
-            Ok(archived) if context.json => {
+    output::each_file(
+        &args.files,
+        "acknowledge",
+        |file| comm.ack(&args.agent, &args.consumer, file),
+        |file, archived| {
+            if context.json {
                 writeln!(
                     out,
                     "{}",
                     serde_json::json!({ "file": file, "archived": archived })
-                )?;
+                )
+            } else {
+                writeln!(out, "acknowledged {file}; archived as ARCHIVE/{archived}")
             }
-            Ok(archived) => writeln!(out, "acknowledged {file}; archived as ARCHIVE/{archived}")?,
-            Err(e) => {
-                failed = true;
-                output::print_error(
-                    &anyhow::Error::new(e)
-                        .context(format!("cannot acknowledge {}", output::printable(file))),
-                );
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+        },
+    )
 }

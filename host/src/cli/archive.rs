@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::{Context, EXIT_FAILURE, output};
+use super::{Context, output};
 
 /// Move handled messages from an agent's mailbox into ARCHIVE/.
 ///
@@ -24,26 +24,20 @@ pub struct Args {
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut comm = context.open()?;
     let mut out = std::io::stdout().lock();
-    let mut failed = false;
-    for file in &args.files {
-        match comm.archive(&args.agent, file) {
-            Ok(archived) if context.json => {
-                let line = serde_json::json!({ "file": file, "archived": archived });
-                writeln!(out, "{line}")?;
+    output::each_file(
+        &args.files,
+        "archive",
+        |file| comm.archive(&args.agent, file),
+        |file, archived| {
+            if context.json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({ "file": file, "archived": archived })
+                )
+            } else {
+                writeln!(out, "archived {file} as ARCHIVE/{archived}")
             }
-            Ok(archived) => writeln!(out, "archived {file} as ARCHIVE/{archived}")?,
-            Err(e) => {
-                failed = true;
-                output::print_error(
-                    &anyhow::Error::new(e)
-                        .context(format!("cannot archive {}", output::printable(file))),
-                );
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::from(EXIT_FAILURE)
-    } else {
-        ExitCode::SUCCESS
-    })
+        },
+    )
 }

@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::{Context, EXIT_FAILURE, output};
+use super::{Context, output};
 use crate::DeadLetter;
 
 /// Manage dead letters: files that are not messages, and messages past the
@@ -59,31 +59,22 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retry { agent, files } => {
-            let mut failed = false;
-            for file in &files {
-                match comm.retry_dead_letter(&agent, file) {
-                    Ok(name) if context.json => writeln!(
+        Command::Retry { agent, files } => output::each_file(
+            &files,
+            "retry",
+            |file| comm.retry_dead_letter(&agent, file),
+            |file, name| {
+                if context.json {
+                    writeln!(
                         out,
                         "{}",
                         serde_json::json!({ "file": file, "returned": name })
-                    )?,
-                    Ok(name) => writeln!(out, "retried {file}; back in the mailbox as {name}")?,
-                    Err(e) => {
-                        failed = true;
-                        output::print_error(
-                            &anyhow::Error::new(e)
-                                .context(format!("cannot retry {}", output::printable(file))),
-                        );
-                    }
+                    )
+                } else {
+                    writeln!(out, "retried {file}; back in the mailbox as {name}")
                 }
-            }
-            Ok(if failed {
-                ExitCode::from(EXIT_FAILURE)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+            },
+        ),
         Command::Purge { agent, files, all } => {
             let mut purged = Vec::new();
             if all {

@@ -106,3 +106,31 @@ pub fn printable(text: &str) -> String {
 pub fn format_ms(ms: u64) -> String {
     fmes_queue::clock::UtcNanos(ms.saturating_mul(1_000_000)).timestamp()
 }
+
+/// Runs `op` on each file, writing each success with `report`. A failed
+/// file is named on stderr (`error: cannot {verb} FILE` and the causes) and
+/// the others are still tried; the exit code is 1 if any failed.
+pub fn each_file<T>(
+    files: &[String],
+    verb: &str,
+    mut op: impl FnMut(&str) -> Result<T, crate::Error>,
+    mut report: impl FnMut(&str, T) -> io::Result<()>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut failed = false;
+    for file in files {
+        match op(file) {
+            Ok(done) => report(file, done)?,
+            Err(e) => {
+                failed = true;
+                print_error(
+                    &anyhow::Error::new(e).context(format!("cannot {verb} {}", printable(file))),
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        std::process::ExitCode::from(super::EXIT_FAILURE)
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
+}

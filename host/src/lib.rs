@@ -9,6 +9,8 @@ pub mod cli;
 
 pub mod comm;
 pub mod error;
+#[cfg(unix)]
+mod listing;
 pub mod plugin;
 pub mod runtime;
 mod sandbox;

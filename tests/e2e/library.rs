@@ -422,3 +422,63 @@ fn messages_from_writers_with_looser_names_can_be_filtered_and_archived() {
     assert_eq!(q.archive("cursor", file).unwrap(), file);
     assert_eq!(comm.json_files("ARCHIVE"), [file]);
 }
+
+/// The host lists directories for the component from the kernel's own entry
+/// types (no `stat` per entry): every kind of entry must come out as the
+/// native `std::fs` backend sees it, and a long listing must be whole.
+#[test]
+fn listings_see_every_kind_of_entry_as_the_native_backend_does() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+
+    let comm = TempComm::with_agents(&["claude", "cursor"]);
+    let mut q = comm.open();
+    q.send(&SendRequest::new("cursor", "claude", r#"{"text":"hi"}"#))
+        .unwrap();
+    let mailbox = comm.join("To_Claude");
+    std::fs::create_dir(mailbox.join("1_a_folder.json")).unwrap();
+    std::fs::write(comm.root.path().join("outside.json"), "{}").unwrap();
+    symlink(
+        comm.root.path().join("outside.json"),
+        mailbox.join("1_link.json"),
+    )
+    .unwrap();
+    symlink(comm.root.path(), mailbox.join("1_link_to_folder.json")).unwrap();
+    let fifo = mailbox.join("1_fifo.json");
+    let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    std::fs::write(mailbox.join(OsStr::from_bytes(b"1_\xff\xfe.json")), "{}").unwrap();
+    std::fs::create_dir(comm.join("To_\u{e9}t\u{e9}")).unwrap();
+    std::fs::create_dir(comm.path.join(OsStr::from_bytes(b"To_\xff"))).unwrap();
+
+    let native = fmes_queue::Queue::new(fmes_queue::StdFs::new(comm.path.to_str().unwrap()));
+    assert_eq!(q.peek("claude").unwrap(), native.peek("claude").unwrap());
+    assert_eq!(q.agents().unwrap(), native.agents().unwrap());
+    let through_component = q.receive("claude", None, None).unwrap();
+    let natively = native.receive("claude", None, None).unwrap();
+    let files = |messages: &[fmes::Message]| -> Vec<String> {
+        messages.iter().map(|m| m.file.clone()).collect()
+    };
+    assert_eq!(
+        files(&through_component.messages),
+        files(&natively.messages)
+    );
+    assert_eq!(through_component.messages.len(), 1);
+    let malformed = |r: &fmes::Received| -> Vec<(String, String)> {
+        r.malformed
+            .iter()
+            .map(|m| (m.file.clone(), m.reason.clone()))
+            .collect()
+    };
+    assert_eq!(malformed(&through_component), malformed(&natively));
+    // Nothing was followed, moved or consumed.
+    assert!(mailbox.join("1_link.json").is_symlink());
+    assert!(comm.root.path().join("outside.json").exists());
+
+    // Long enough to take many reads of the directory.
+    for i in 0..3000 {
+        std::fs::write(mailbox.join(format!("2_{i:05}_x.json")), "{}").unwrap();
+    }
+    assert_eq!(q.peek("claude").unwrap(), native.peek("claude").unwrap());
+}

@@ -381,3 +381,40 @@ fn demo_shows_a_task_and_a_report() {
     );
     assert!(out.contains("REPORT from reviewer to planner"), "{out}");
 }
+
+#[test]
+fn component_writes_the_embedded_component_for_other_runtimes() {
+    let comm = TempComm::new();
+    let file = comm.root.path().join("fmes_queue.wasm");
+    success(&comm.run(&["component", "-o", file.to_str().unwrap()]));
+    let written = std::fs::read(&file).unwrap();
+    assert_eq!(written, fmes::runtime::COMPONENT);
+    // A component (layer 1), not a core module.
+    assert_eq!(&written[..8], b"\0asm\x0d\x00\x01\x00");
+
+    let piped = comm.run(&["component"]);
+    assert_eq!(piped.stdout, written);
+
+    let missing = comm.root.path().join("no/such/dir/x.wasm");
+    let err = failure(
+        &comm.run(&["component", "-o", missing.to_str().unwrap()]),
+        1,
+    );
+    assert!(err.contains("no/such/dir"), "{err}");
+}
+
+#[test]
+fn component_refuses_to_write_binary_to_a_terminal() {
+    // `script` gives the command a terminal for stdout.
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} component", env!("CARGO_BIN_EXE_fmes")),
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("stdout is a terminal"), "{text}");
+}

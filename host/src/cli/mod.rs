@@ -7,6 +7,7 @@ mod archive;
 mod broadcast;
 mod claim;
 mod cleanup;
+mod component;
 mod dead;
 mod demo;
 mod duration;
@@ -103,6 +104,7 @@ pub enum Command {
     Agent(agent::Command),
     Watch(watch::Args),
     Demo(demo::Args),
+    Component(component::Args),
 }
 
 /// What every subcommand gets.
@@ -152,6 +154,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Agent(command) => agent::run(&context, command),
         Command::Watch(args) => watch::run(&context, args),
         Command::Demo(args) => demo::run(&context, args),
+        Command::Component(args) => component::run(&context, args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,90 @@
+"""fmes from Python: the fmes queue component, run in wasmtime.
+
+Every operation runs inside the WebAssembly component that the ``fmes`` CLI
+runs, sandboxed by wasmtime to the one ``_COMM`` folder it is given, so Python
+agents and the CLI share one implementation of the format::
+
+    import fmes
+
+    comm = fmes.Comm("_COMM", create=True)   # the component: $FMES_COMPONENT
+    comm.init(["planner", "coder"])
+    comm.send("planner", "coder", {"task": "write the tests"})
+    for message in comm.receive("coder"):
+        print(message.sender, message.payload)
+"""
+
+from .comm import Comm
+from .errors import (
+    ComponentError,
+    ComponentLoadError,
+    ComponentNotFound,
+    ComponentTrap,
+    FileSystemError,
+    FmesError,
+    InvalidAgentName,
+    InvalidConsumer,
+    InvalidFileName,
+    InvalidLayout,
+    InvalidMessageId,
+    InvalidPayload,
+    InvalidPriority,
+    InvalidType,
+    MemoryLimitExceeded,
+    MissingComm,
+    NotFound,
+    PayloadTooLarge,
+    QueueError,
+    TimeLimitExceeded,
+    UnknownAgent,
+)
+from .types import (
+    ClaimBatch,
+    Claimed,
+    CleanupReport,
+    DeadLetter,
+    MailboxStats,
+    MalformedFile,
+    Message,
+    RawJson,
+    Received,
+    Released,
+    RecoverReport,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Comm",
+    "Message",
+    "MalformedFile",
+    "Received",
+    "Claimed",
+    "ClaimBatch",
+    "Released",
+    "RecoverReport",
+    "CleanupReport",
+    "DeadLetter",
+    "MailboxStats",
+    "RawJson",
+    "FmesError",
+    "MissingComm",
+    "QueueError",
+    "InvalidAgentName",
+    "InvalidConsumer",
+    "InvalidMessageId",
+    "UnknownAgent",
+    "InvalidPriority",
+    "InvalidType",
+    "InvalidPayload",
+    "PayloadTooLarge",
+    "InvalidFileName",
+    "NotFound",
+    "InvalidLayout",
+    "FileSystemError",
+    "ComponentError",
+    "ComponentNotFound",
+    "ComponentLoadError",
+    "TimeLimitExceeded",
+    "MemoryLimitExceeded",
+    "ComponentTrap",
+]

@@ -10,5 +10,6 @@ mod guarantees;
 mod interop;
 mod library;
 mod plugins;
+mod python;
 mod sandbox;
 mod watch;

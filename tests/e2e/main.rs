@@ -8,6 +8,7 @@ mod claims;
 mod cli;
 mod guarantees;
 mod interop;
+mod javascript;
 mod library;
 mod plugins;
 mod python;

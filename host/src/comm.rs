@@ -312,9 +312,21 @@ impl Comm {
         }
         let (store, queue) = self.instance.as_mut().expect("instance made above");
         store.set_epoch_deadline(self.runtime.deadline_ticks());
+        let operation = operation_name(&f);
+        let started = std::time::Instant::now();
         let in_flight = self.runtime.call_in_flight();
         let result = f(queue, store);
         drop(in_flight);
+        tracing::debug!(
+            call = operation,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            outcome = match &result {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(_)) => "queue error",
+                Err(_) => "trap",
+            },
+            "queue call"
+        );
         match result {
             Ok(result) => result.map_err(|e| Error::Queue(from_wit_error(e))),
             Err(trap) => {
@@ -338,12 +350,23 @@ impl Comm {
             .instantiate(&mut store)
             .map_err(|e| Error::Load(format!("{e:#}")))?;
         store.set_epoch_deadline(self.runtime.deadline_ticks());
+        tracing::debug!(comm = %self.dir.display(), "instantiated the queue component");
         queue
             .fmes_queue_admin()
             .call_configure(&mut store, wit_options(self.options))
             .map_err(|trap| classify_trap(&self.runtime, trap, store.data()))?;
         Ok((store, queue))
     }
+}
+
+/// The `Comm` method a call's closure belongs to, for logs: `send` for
+/// `fmes::comm::Comm::send::{{closure}}` (the type name, which is only
+/// meant for diagnostics, as this is).
+fn operation_name<F>(_call: &F) -> &'static str {
+    let name = std::any::type_name::<F>();
+    name.strip_suffix("::{{closure}}")
+        .and_then(|path| path.rsplit("::").next())
+        .unwrap_or(name)
 }
 
 fn classify_trap(runtime: &Runtime, trap: wasmtime::Error, sandbox: &Sandbox) -> Error {

@@ -261,8 +261,15 @@ pub(crate) fn compile_cached(
     content_hash: &str,
     bytes: &[u8],
 ) -> wasmtime::Result<Component> {
+    let started = std::time::Instant::now();
     let Some(cache_dir) = cache_dir else {
-        return Component::new(engine, bytes);
+        let component = Component::new(engine, bytes)?;
+        tracing::info!(
+            kind,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled the {kind} component in memory (no cache folder)"
+        );
+        return Ok(component);
     };
     // The key covers the component's bytes and everything about the engine
     // that makes compiled code incompatible (version, settings, CPU features).
@@ -277,14 +284,33 @@ pub(crate) fn compile_cached(
         // bytes and engine into the user's own cache directory; deserializing
         // trusts it as compiled code, so the cache directory must not be
         // writable by anyone the user does not trust.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
-            return Ok(component);
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => {
+                tracing::info!(kind, path = %path.display(), elapsed_ms = started.elapsed().as_millis() as u64,
+                    "loaded the {kind} component from the cache");
+                return Ok(component);
+            }
+            Err(e) => {
+                tracing::debug!(kind, path = %path.display(), "unusable cache entry, compiling: {e:#}")
+            }
         }
     }
     let component = Component::new(engine, bytes)?;
+    tracing::info!(
+        kind,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compiled the {kind} component (not in the cache yet)"
+    );
     // The cache only saves time: failing to write it is not an error.
     if let Ok(serialized) = component.serialize() {
-        let _ = write_atomically(cache_dir, &path, &serialized);
+        match write_atomically(cache_dir, &path, &serialized) {
+            Ok(()) => {
+                tracing::debug!(kind, path = %path.display(), "cached the compiled {kind} component")
+            }
+            Err(e) => {
+                tracing::warn!(kind, path = %path.display(), "cannot cache the compiled {kind} component: {e}")
+            }
+        }
     }
     Ok(component)
 }

@@ -6,6 +6,8 @@ mod support;
 mod burst;
 mod claims;
 mod cli;
+mod cli_extras;
+mod doctor;
 mod guarantees;
 mod interop;
 mod javascript;

@@ -38,7 +38,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .open()?
         .claim(&args.agent, &args.consumer, args.limit, args.lease)?;
     let mailbox = mailbox_dir(&args.agent);
-    for bad in &batch.dead_lettered {
+    for bad in batch.dead_lettered.iter().filter(|_| !context.quiet) {
         eprintln!(
             "warning: moved {mailbox}/{} to the dead letters: {}",
             output::printable(&bad.file),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::Context;
 use super::duration::{format_age, parse_duration};
+use super::progress::Progress;
 
 /// Archive messages older than an age, and remove temporary files that a
 /// crashed writer left behind (only ones older than ten minutes).
@@ -23,7 +24,16 @@ pub struct Args {
 }
 
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let progress = Progress::spinner(
+        context.progress_wanted(),
+        format!(
+            "cleaning up {}: archiving messages older than {}",
+            context.comm.display(),
+            format_age(args.max_age)
+        ),
+    );
     let report = context.open()?.cleanup(args.max_age)?;
+    drop(progress);
     let mut out = std::io::stdout().lock();
     if context.json {
         let line = serde_json::json!({

@@ -1,6 +1,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use super::progress::Progress;
 use super::{Context, output};
 use crate::DeadLetter;
 
@@ -46,6 +47,17 @@ pub enum Command {
 }
 
 pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCode> {
+    let progress = match &command {
+        Command::List { .. } => Progress::hidden(),
+        Command::Retry { agent, files } => Progress::spinner(
+            context.progress_wanted(),
+            format!("retrying {agent}'s dead letters: 0 of {}", files.len()),
+        ),
+        Command::Purge { agent, .. } => Progress::spinner(
+            context.progress_wanted(),
+            format!("purging {agent}'s dead letters"),
+        ),
+    };
     let mut comm = context.open()?;
     let mut out = std::io::stdout().lock();
     match command {
@@ -59,22 +71,43 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retry { agent, files } => output::each_file(
-            &files,
-            "retry",
-            |file| comm.retry_dead_letter(&agent, file),
-            |file, name| {
-                if context.json {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({ "file": file, "returned": name })
-                    )
-                } else {
-                    writeln!(out, "retried {file}; back in the mailbox as {name}")
-                }
-            },
-        ),
+        Command::Retry { agent, files } => {
+            let done = std::cell::Cell::new(0);
+            let update = || {
+                progress.set(format!(
+                    "retrying {agent}'s dead letters: {} of {}",
+                    done.get(),
+                    files.len()
+                ));
+            };
+            output::each_file(
+                &files,
+                "retry",
+                |file| {
+                    let result = comm.retry_dead_letter(&agent, file);
+                    done.set(done.get() + 1);
+                    match &result {
+                        // The failure is printed next: on a clean line.
+                        Err(_) => progress.clear(),
+                        Ok(_) => update(),
+                    }
+                    result
+                },
+                |file, name| {
+                    progress.suspend(|| {
+                        if context.json {
+                            writeln!(
+                                out,
+                                "{}",
+                                serde_json::json!({ "file": file, "returned": name })
+                            )
+                        } else {
+                            writeln!(out, "retried {file}; back in the mailbox as {name}")
+                        }
+                    })
+                },
+            )
+        }
         Command::Purge { agent, files, all } => {
             let mut purged = Vec::new();
             if all {
@@ -84,6 +117,7 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
                     purged.extend(comm.purge_dead_letters(Some(&agent), Some(file))?);
                 }
             }
+            drop(progress);
             for letter in &purged {
                 if context.json {
                     write_letter(&mut out, letter, true)?;

@@ -7,14 +7,19 @@ mod archive;
 mod broadcast;
 mod claim;
 mod cleanup;
+mod completions;
 mod component;
 mod dead;
 mod demo;
+mod doctor;
 mod duration;
 pub use duration::parse_duration;
 mod init;
+mod logging;
+mod man;
 mod output;
 mod peek;
+mod progress;
 mod receive;
 mod recover;
 mod release;
@@ -31,6 +36,8 @@ use crate::Comm;
 
 /// Exit code of a failed operation. Bad usage exits with 2 (clap's code).
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of bad usage (as clap's).
+pub const EXIT_USAGE: u8 = 2;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -44,8 +51,14 @@ Examples:
   fmes demo                                  see two agents exchange a task and a report
   fmes claim coder --consumer w1 --lease 5m  take the next message for worker w1 alone
   fmes ack coder --consumer w1 FILE          done with it: archive it
+  fmes doctor                                check the _COMM folder and say what to fix
+  fmes -v receive coder                      also log what fmes does (RUST_LOG=debug for more)
 
-Exit status: 0 on success, 1 if the operation failed, 2 on bad usage.
+Exit status: 0 on success, 1 if the operation failed (for doctor: if it
+found problems), 2 on bad usage.
+Logs go to stderr: warnings by default, -v info, -vv debug, -vvv trace, -q
+errors only; RUST_LOG (e.g. RUST_LOG=fmes=debug) overrides -v and -q.
+Progress lines appear on stderr only when it is a terminal.
 Every operation runs inside the fmes WebAssembly component, which can reach
 the _COMM folder and nothing else.";
 
@@ -78,6 +91,15 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub max_deliveries: u32,
 
+    /// Log more on stderr: -v what fmes does (info), -vv each queue call
+    /// (debug), -vvv everything (trace). RUST_LOG, if set, decides instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Print no warnings and no progress on stderr; errors only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -105,6 +127,9 @@ pub enum Command {
     Watch(watch::Args),
     Demo(demo::Args),
     Component(component::Args),
+    Doctor(doctor::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 /// What every subcommand gets.
@@ -112,6 +137,8 @@ pub(crate) struct Context {
     pub comm: PathBuf,
     pub json: bool,
     pub options: crate::Options,
+    /// `-q`: no warnings, no progress.
+    pub quiet: bool,
 }
 
 impl Context {
@@ -121,10 +148,20 @@ impl Context {
         comm.set_options(self.options)?;
         Ok(comm)
     }
+
+    /// True if a status line may be shown on stderr (a terminal, no `-q`).
+    pub fn progress_wanted(&self) -> bool {
+        progress::wanted(self.quiet)
+    }
 }
 
 /// Runs a parsed command line; prints any error and returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Err(e) = logging::init(cli.verbose, cli.quiet) {
+        output::print_error(&anyhow::anyhow!(e));
+        return ExitCode::from(EXIT_USAGE);
+    }
+    output::set_quiet(cli.quiet);
     let context = Context {
         comm: cli.comm,
         json: cli.json,
@@ -134,6 +171,7 @@ pub fn run(cli: Cli) -> ExitCode {
             // Each handle opened gets its own tag (see `Comm`).
             origin: 0,
         },
+        quiet: cli.quiet,
     };
     let result = match cli.command {
         Command::Init(args) => init::run(&context, args),
@@ -155,6 +193,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Watch(args) => watch::run(&context, args),
         Command::Demo(args) => demo::run(&context, args),
         Command::Component(args) => component::run(&context, args),
+        Command::Doctor(args) => doctor::run(&context, args),
+        Command::Completions(args) => completions::run(&context, args),
+        Command::Man(args) => man::run(&context, args),
     };
     match result {
         Ok(code) => code,

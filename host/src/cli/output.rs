@@ -1,6 +1,7 @@
 //! Printing: messages as text or JSON lines, warnings, errors.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
@@ -24,8 +25,19 @@ pub fn print_error(e: &anyhow::Error) {
     }
 }
 
-/// Warns on stderr about files that are not messages, naming each and why.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q`: warnings are not printed from now on.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Warns on stderr about files that are not messages, naming each and why
+/// (unless `-q`).
 pub fn warn_malformed(mailbox: &str, malformed: &[MalformedFile]) {
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
     let mut stderr = io::stderr().lock();
     for bad in malformed {
         let _ = writeln!(

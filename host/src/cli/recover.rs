@@ -2,6 +2,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::Context;
+use super::progress::Progress;
 
 /// Return expired claims to their mailboxes and finish what stopped processes left.
 ///
@@ -15,7 +16,12 @@ use super::Context;
 pub struct Args {}
 
 pub(crate) fn run(context: &Context, _args: Args) -> anyhow::Result<ExitCode> {
+    let progress = Progress::spinner(
+        context.progress_wanted(),
+        format!("recovering {}", context.comm.display()),
+    );
     let report = context.open()?.recover()?;
+    drop(progress);
     let mut out = std::io::stdout().lock();
     if context.json {
         let line = serde_json::json!({

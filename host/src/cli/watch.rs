@@ -1,6 +1,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use super::progress::Progress;
 use super::{Context, output};
 use crate::watch::{self, Event};
 use fmes_queue::names::mailbox_dir;
@@ -34,6 +35,16 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut comm = context.open()?;
     let mailbox = mailbox_dir(&args.agent);
     let mut write_error = None;
+    // A status line on a terminal (stderr), redrawn below each message.
+    let mut printed = 0u64;
+    let status = |printed: u64| {
+        format!(
+            "watching {}: {printed} {} so far, waiting for more (Ctrl-C stops)",
+            output::printable(&args.agent),
+            if printed == 1 { "message" } else { "messages" }
+        )
+    };
+    let progress = Progress::status(context.progress_wanted(), status(0));
     watch::watch(
         &mut comm,
         &args.agent,
@@ -43,13 +54,20 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         |event| {
             let written = match event {
                 Event::Message(message) => {
-                    let mut out = std::io::stdout().lock();
-                    output::write_message(&mut out, message, context.json)
-                        .and_then(|()| if context.json { Ok(()) } else { writeln!(out) })
-                        .and_then(|()| out.flush())
+                    printed += 1;
+                    let written = progress.suspend(|| {
+                        let mut out = std::io::stdout().lock();
+                        output::write_message(&mut out, message, context.json)
+                            .and_then(|()| if context.json { Ok(()) } else { writeln!(out) })
+                            .and_then(|()| out.flush())
+                    });
+                    progress.set(status(printed));
+                    written
                 }
                 Event::Malformed(bad) => {
-                    output::warn_malformed(&mailbox, std::slice::from_ref(bad));
+                    progress.suspend(|| {
+                        output::warn_malformed(&mailbox, std::slice::from_ref(bad));
+                    });
                     Ok(())
                 }
             };

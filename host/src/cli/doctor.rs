@@ -1,0 +1,549 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::duration::format_age;
+use super::output::{self, printable};
+use super::progress::Progress;
+use super::{Context, EXIT_FAILURE};
+use fmes_queue::claims::INFLIGHT_DIR;
+use fmes_queue::names::{self, ARCHIVE_DIR, DEAD_DIR, MAILBOX_PREFIX};
+use fmes_queue::queue::TEMPORARY_GRACE;
+
+/// The folder of idempotent-send markers.
+const MARKERS_DIR: &str = ".fmes";
+/// The staging folder of moves into ARCHIVE/ and DEAD/ (see guest/src/settle.rs).
+const INCOMING_DIR: &str = ".incoming";
+/// The note beside a dead letter (see guest/src/settle.rs).
+const NOTE_SUFFIX: &str = ".reason";
+
+/// Check a _COMM folder and say what to do about each problem found.
+///
+/// Looks for: folders you cannot read, write or enter; temporary files a
+/// stopped writer left (older than ten minutes); moves into ARCHIVE/ or
+/// DEAD/ that a stopped process began; files in a mailbox that are not
+/// messages; claims whose lease has expired; mailboxes with more than
+/// --max-waiting messages waiting; dead letters; and entries at the top of
+/// _COMM that are not part of the layout. Changes nothing.
+///
+/// The folders are listed directly (read-only); messages are read through the
+/// queue component, as every command reads them. In a mailbox over the
+/// limit, only the first --max-waiting messages are read.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  fmes doctor
+  fmes doctor --max-waiting 500
+  fmes --json doctor | jq -r '.findings[].fix'
+
+Exit status: 0 if no problems were found, 1 if some were (or the check
+itself failed), 2 on bad usage.
+With --json, one JSON object: {\"comm\", \"healthy\", \"mailboxes\", \"findings\":
+[{\"kind\", \"path\", \"problem\", \"fix\"}]}. Kinds: permissions, layout,
+temporary-file, interrupted-move, malformed, expired-claim, oversized,
+dead-letters, unknown-entry.")]
+pub struct Args {
+    /// Report a mailbox as oversized when more messages than this wait in it.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    max_waiting: u32,
+}
+
+/// One problem, and what to do about it.
+#[derive(Debug, Serialize)]
+struct Finding {
+    kind: &'static str,
+    /// Relative to _COMM (`.` for the folder itself).
+    path: String,
+    problem: String,
+    fix: String,
+}
+
+struct Doctor {
+    comm: PathBuf,
+    now: SystemTime,
+    findings: Vec<Finding>,
+}
+
+pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let progress = Progress::spinner(
+        context.progress_wanted(),
+        format!("checking {}", context.comm.display()),
+    );
+    // Opening first gives the usual error for a missing or unusable folder.
+    let mut comm = context.open()?;
+    let mut doctor = Doctor {
+        comm: context.comm.clone(),
+        now: SystemTime::now(),
+        findings: Vec::new(),
+    };
+    let mailboxes = doctor.check_layout()?;
+    let mut waiting_total = 0u64;
+    for (agent, readable) in &mailboxes {
+        if !readable {
+            continue;
+        }
+        let dir = names::mailbox_dir(agent);
+        let waiting = comm.peek(agent)?;
+        waiting_total += u64::from(waiting);
+        if waiting > args.max_waiting {
+            doctor.add(
+                "oversized",
+                dir.clone(),
+                format!(
+                    "{waiting} messages wait for {agent}, more than {} (--max-waiting)",
+                    args.max_waiting
+                ),
+                format!(
+                    "start more consumers for {agent} (`fmes claim {agent} --consumer NAME`), \
+                     or archive old messages with `fmes cleanup --max-age AGE`"
+                ),
+            );
+        }
+        let limit = (waiting > args.max_waiting).then_some(args.max_waiting);
+        let received = comm.receive(agent, None, limit)?;
+        for bad in &received.malformed {
+            doctor.add(
+                "malformed",
+                format!("{dir}/{}", bad.file),
+                format!("not a message: {}", bad.reason),
+                format!(
+                    "look at it, then fix or delete it; `fmes claim {agent}` moves it to the \
+                     dead letters (then `fmes dead purge {agent} FILE`)"
+                ),
+            );
+        }
+    }
+    drop(progress);
+
+    let healthy = doctor.findings.is_empty();
+    let mut out = std::io::stdout().lock();
+    if context.json {
+        let report = serde_json::json!({
+            "comm": context.comm.display().to_string(),
+            "healthy": healthy,
+            "mailboxes": mailboxes.len(),
+            "findings": doctor.findings,
+        });
+        writeln!(out, "{report}")?;
+    } else {
+        for finding in &doctor.findings {
+            writeln!(
+                out,
+                "{}: {}: {}",
+                finding.kind,
+                printable(&finding.path),
+                printable(&finding.problem)
+            )?;
+            writeln!(out, "  fix: {}", printable(&finding.fix))?;
+        }
+        let summary = format!(
+            "{} {}, {waiting_total} {} waiting",
+            mailboxes.len(),
+            if mailboxes.len() == 1 {
+                "mailbox"
+            } else {
+                "mailboxes"
+            },
+            if waiting_total == 1 {
+                "message"
+            } else {
+                "messages"
+            }
+        );
+        match doctor.findings.len() {
+            0 => writeln!(
+                out,
+                "no problems found in {} ({summary})",
+                context.comm.display()
+            )?,
+            n => writeln!(
+                out,
+                "{n} {} found in {} ({summary})",
+                if n == 1 { "problem" } else { "problems" },
+                context.comm.display()
+            )?,
+        }
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    })
+}
+
+impl Doctor {
+    fn add(&mut self, kind: &'static str, path: String, problem: String, fix: String) {
+        self.findings.push(Finding {
+            kind,
+            path,
+            problem,
+            fix,
+        });
+    }
+
+    /// Walks the folders of the layout; returns each mailbox's agent and
+    /// whether its folder can be read (so its messages can be checked).
+    fn check_layout(&mut self) -> anyhow::Result<Vec<(String, bool)>> {
+        if !self.check_access(".") {
+            return Ok(Vec::new());
+        }
+        let mut mailboxes = Vec::new();
+        for (name, kind) in self.list(".")? {
+            if let Some(agent) = names::agent_of_mailbox(&name) {
+                match kind {
+                    Kind::Dir => {
+                        let readable = self.check_access(&name);
+                        if readable {
+                            self.check_mailbox(&name)?;
+                        }
+                        mailboxes.push((agent, readable));
+                    }
+                    Kind::Symlink => self.add(
+                        "layout",
+                        name.clone(),
+                        "the mailbox is a symbolic link, which fmes never follows: \
+                         it ignores this mailbox"
+                            .into(),
+                        format!(
+                            "replace the link with a real folder: `mv` the messages into a new \
+                             folder {name}"
+                        ),
+                    ),
+                    Kind::Other => self.unknown(&name, "a file, not a mailbox folder"),
+                }
+                continue;
+            }
+            match (name.as_str(), kind) {
+                (ARCHIVE_DIR, Kind::Dir) => {
+                    if self.check_access(ARCHIVE_DIR) {
+                        self.check_incoming(ARCHIVE_DIR)?;
+                    }
+                }
+                (DEAD_DIR, Kind::Dir) => {
+                    if self.check_access(DEAD_DIR) {
+                        self.check_dead()?;
+                    }
+                }
+                (MARKERS_DIR, Kind::Dir) => {
+                    self.check_access(MARKERS_DIR);
+                }
+                _ => {
+                    let what = match kind {
+                        Kind::Dir if name.starts_with(MAILBOX_PREFIX) => {
+                            "named like a mailbox, but not as fmes names them (To_ and the \
+                             agent name with only its first letter upper-case; letters, \
+                             digits, - and _): no agent reads it"
+                        }
+                        Kind::Dir => "a folder that is not part of the fmes layout",
+                        Kind::Symlink => "a symbolic link that is not part of the fmes layout",
+                        Kind::Other => "a file that is not part of the fmes layout",
+                    };
+                    self.unknown(&name, what);
+                }
+            }
+        }
+        Ok(mailboxes)
+    }
+
+    fn unknown(&mut self, name: &str, what: &str) {
+        // A mailbox named with the wrong case: say what the right name is.
+        let fix = match name.strip_prefix(MAILBOX_PREFIX) {
+            Some(agent) if names::check_agent(agent).is_ok() => format!(
+                "rename it to {} (the name `fmes init {}` gives it), or move it out of _COMM",
+                names::mailbox_dir(agent),
+                agent.to_ascii_lowercase()
+            ),
+            _ => "fmes ignores it; move it out of _COMM".to_string(),
+        };
+        self.add("unknown-entry", name.to_string(), what.to_string(), fix);
+    }
+
+    /// Temporary files and expired claims of one mailbox.
+    fn check_mailbox(&mut self, dir: &str) -> anyhow::Result<()> {
+        for (name, kind) in self.list(dir)? {
+            if kind != Kind::Other || !name.ends_with(".tmp") {
+                continue;
+            }
+            let path = format!("{dir}/{name}");
+            let Some(age) = self.age(&path) else { continue };
+            if age > TEMPORARY_GRACE {
+                self.add(
+                    "temporary-file",
+                    path,
+                    format!(
+                        "a temporary file a writer left {} ago (it stopped before finishing \
+                         a send, which therefore did not happen)",
+                        format_age(age)
+                    ),
+                    "`fmes recover` (or `fmes cleanup`) removes it".into(),
+                );
+            }
+        }
+        let inflight = format!("{dir}/{INFLIGHT_DIR}");
+        if !self.exists(&inflight) || !self.check_access(&inflight) {
+            return Ok(());
+        }
+        let now_ms = self
+            .now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64;
+        for (name, _) in self.list(&inflight)? {
+            let Some(claim) = ClaimName::parse(&name) else {
+                continue;
+            };
+            if claim.expires_ms <= now_ms {
+                self.add(
+                    "expired-claim",
+                    format!("{inflight}/{name}"),
+                    format!(
+                        "{}'s claim (delivery {}) expired at {}; the message waits for a \
+                         recovery before anyone else can have it",
+                        claim.consumer,
+                        claim.deliveries,
+                        output::format_ms(claim.expires_ms)
+                    ),
+                    "`fmes recover` returns it to the mailbox (a `fmes claim` on this \
+                     mailbox does too); a consumer that still works on it should \
+                     `fmes extend` its claims sooner"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Dead letters and unfinished moves under DEAD/.
+    fn check_dead(&mut self) -> anyhow::Result<()> {
+        for (name, kind) in self.list(DEAD_DIR)? {
+            let Some(agent) = names::agent_of_mailbox(&name) else {
+                continue;
+            };
+            let dir = format!("{DEAD_DIR}/{name}");
+            if kind != Kind::Dir || !self.check_access(&dir) {
+                continue;
+            }
+            let letters = self
+                .list(&dir)?
+                .iter()
+                .filter(|(file, kind)| *kind != Kind::Dir && !file.ends_with(NOTE_SUFFIX))
+                .count();
+            if letters > 0 {
+                self.add(
+                    "dead-letters",
+                    dir.clone(),
+                    format!(
+                        "{letters} dead {} for {agent}: messages no consumer finished, \
+                         or files that are not messages",
+                        if letters == 1 { "letter" } else { "letters" }
+                    ),
+                    format!(
+                        "see why with `fmes dead list {agent}`, then `fmes dead retry {agent} \
+                         FILE...` or `fmes dead purge {agent} FILE...`"
+                    ),
+                );
+            }
+            self.check_incoming(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Moves into `dir` that a stopped process began (its `.incoming/`).
+    fn check_incoming(&mut self, dir: &str) -> anyhow::Result<()> {
+        let incoming = format!("{dir}/{INCOMING_DIR}");
+        if !self.exists(&incoming) || !self.check_access(&incoming) {
+            return Ok(());
+        }
+        for (name, _) in self.list(&incoming)? {
+            if name.ends_with(NOTE_SUFFIX) {
+                continue;
+            }
+            self.add(
+                "interrupted-move",
+                format!("{incoming}/{name}"),
+                format!(
+                    "a move into {dir}/ that a stopped process began (or one in progress \
+                     right now)"
+                ),
+                "`fmes recover` completes it".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks that a folder can be read, written and entered; reports what
+    /// is missing. True if it can be listed.
+    fn check_access(&mut self, relative: &str) -> bool {
+        let path = self.path(relative);
+        let missing = missing_access(&path);
+        if missing.is_empty() {
+            return true;
+        }
+        let (problem, fix) = describe_access(&path, &missing);
+        self.add("permissions", relative.to_string(), problem, fix);
+        !missing.contains(&"read") && !missing.contains(&"enter")
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        if relative == "." {
+            self.comm.clone()
+        } else {
+            self.comm.join(relative)
+        }
+    }
+
+    fn exists(&self, relative: &str) -> bool {
+        std::fs::symlink_metadata(self.path(relative)).is_ok()
+    }
+
+    /// Time since a file was last changed, if it can be told.
+    fn age(&self, relative: &str) -> Option<Duration> {
+        let modified = std::fs::symlink_metadata(self.path(relative))
+            .ok()?
+            .modified()
+            .ok()?;
+        Some(self.now.duration_since(modified).unwrap_or(Duration::ZERO))
+    }
+
+    /// The entries of a folder, sorted by name, each with its kind (links
+    /// not followed).
+    fn list(&self, relative: &str) -> anyhow::Result<Vec<(String, Kind)>> {
+        let path = self.path(relative);
+        let mut entries = Vec::new();
+        let listing =
+            std::fs::read_dir(&path).with_context(|| format!("cannot list {}", path.display()))?;
+        for entry in listing {
+            let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_dir() => Kind::Dir,
+                Ok(t) if t.is_symlink() => Kind::Symlink,
+                _ => Kind::Other,
+            };
+            entries.push((entry.file_name().to_string_lossy().into_owned(), kind));
+        }
+        entries.sort();
+        Ok(entries)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// A claimed message's name in `.inflight/`:
+/// `{stem}~{deliveries}~{lease expiry, ms since 1970}~{consumer}` (the
+/// format of guest/src/claims.rs).
+struct ClaimName {
+    deliveries: u32,
+    expires_ms: u64,
+    consumer: String,
+}
+
+impl ClaimName {
+    fn parse(name: &str) -> Option<ClaimName> {
+        let mut parts = name.rsplitn(4, '~');
+        let consumer = parts.next()?;
+        let expires_ms = parts.next()?.parse().ok()?;
+        let deliveries = parts.next()?.parse().ok()?;
+        let stem = parts.next()?;
+        if stem.is_empty() || names::check_agent(consumer).is_err() {
+            return None;
+        }
+        Some(ClaimName {
+            deliveries,
+            expires_ms,
+            consumer: consumer.to_string(),
+        })
+    }
+}
+
+/// Which of read, write and enter this process may not do in a folder.
+#[cfg(unix)]
+fn missing_access(path: &Path) -> Vec<&'static str> {
+    use rustix::fs::{Access, AtFlags, CWD, accessat};
+    [
+        (Access::READ_OK, "read"),
+        (Access::WRITE_OK, "write"),
+        (Access::EXEC_OK, "enter"),
+    ]
+    .into_iter()
+    // With the effective user, as opening the folder would be judged.
+    .filter(|(access, _)| accessat(CWD, path, *access, AtFlags::EACCESS).is_err())
+    .map(|(_, what)| what)
+    .collect()
+}
+
+#[cfg(not(unix))]
+fn missing_access(path: &Path) -> Vec<&'static str> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.permissions().readonly() => vec!["write"],
+        Ok(_) => Vec::new(),
+        Err(_) => vec!["read"],
+    }
+}
+
+#[cfg(unix)]
+fn describe_access(path: &Path, missing: &[&str]) -> (String, String) {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let what = match missing {
+        [.., last] if missing.len() > 1 => {
+            format!("{} or {last}", missing[..missing.len() - 1].join(", "))
+        }
+        _ => missing.join(""),
+    };
+    let quoted = shell_quote(path);
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.uid() == me => (
+            format!(
+                "you (uid {me}) cannot {what} this folder (mode {:o})",
+                meta.mode() & 0o7777
+            ),
+            format!("chmod u+rwx {quoted}"),
+        ),
+        Ok(meta) => (
+            format!(
+                "you (uid {me}) cannot {what} this folder; it belongs to uid {} (mode {:o})",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+            format!(
+                "run the agents as one user, or give uid {me} access: \
+                 `chown -R {me} {quoted}`, or a shared group with `chmod -R g+rwX {quoted}`"
+            ),
+        ),
+        Err(e) => (
+            format!("cannot inspect this folder: {e}"),
+            "check the permissions of the folders above it".into(),
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn describe_access(path: &Path, missing: &[&str]) -> (String, String) {
+    (
+        format!("you cannot {} this folder", missing.join(", ")),
+        format!("give yourself full control of {}", path.display()),
+    )
+}
+
+/// A path as one shell word.
+fn shell_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-~".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}

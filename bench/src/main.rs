@@ -25,6 +25,13 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only WORD`: the rows whose label contains WORD (to profile one).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let wanted = |label: &str| only.as_deref().is_none_or(|w| label.contains(w));
     let scale = if quick { 10 } else { 1 };
     let fmes_bin = fmes_binary()?;
 
@@ -32,6 +39,13 @@ fn main() -> Result<()> {
     println!("| --- | --- | --- | --- | --- | --- |");
     for durable in [true, false] {
         let n = if durable { 2_000 } else { 10_000 } / scale;
+        if !wanted(if durable {
+            "send durable"
+        } else {
+            "send --no-sync"
+        }) {
+            continue;
+        }
         let native = median(|| native_sends(n, durable))?;
         let component = median(|| component_sends(n, durable))?;
         // The Python writer never flushes to disk: it is one baseline for both rows.
@@ -47,13 +61,18 @@ fn main() -> Result<()> {
         );
     }
     let n = 2_000 / scale;
-    row(
-        &format!("claim + ack ×{n}"),
-        median(|| native_claim_ack(n))?,
-        median(|| component_claim_ack(n))?,
-        None,
-    );
+    if wanted("claim + ack") {
+        row(
+            &format!("claim + ack ×{n}"),
+            median(|| native_claim_ack(n))?,
+            median(|| component_claim_ack(n))?,
+            None,
+        );
+    }
     for size in [1_000, 100_000 / scale] {
+        if !wanted("peek receive") {
+            continue;
+        }
         let (_filled, path) = filled_comm(size)?;
         row(
             &format!("peek on {size}"),
@@ -73,6 +92,34 @@ fn main() -> Result<()> {
             Some(median(|| python_op("receive", &path))?),
         );
     }
+    if wanted("one CLI call") {
+        cli_row(&fmes_bin)?;
+    }
+    let n = 1_000 / scale;
+    if wanted("plugin runner") {
+        let native = median(|| native_handler(n))?;
+        let plugin = median(|| plugin_runner(n))?;
+        println!(
+            "| plugin runner, trivial handler ×{n} | {:.0}/s | {:.0}/s | {:.2}× the rate | - | - |",
+            n as f64 / native.as_secs_f64(),
+            n as f64 / plugin.as_secs_f64(),
+            native.as_secs_f64() / plugin.as_secs_f64()
+        );
+    }
+    if wanted("watch") {
+        let (p50, p99) = watch_latency(&fmes_bin, 200 / scale)?;
+        println!(
+            "| watch: send to printed, over {} messages | - | p50 {} / p99 {} | - | - | - |",
+            200 / scale,
+            fmt(p50),
+            fmt(p99)
+        );
+    }
+    Ok(())
+}
+
+/// One CLI call, start to exit, against a native binary doing the same.
+fn cli_row(fmes_bin: &Path) -> Result<()> {
     let (_filled, path) = filled_comm(1_000)?;
     let me = std::env::current_exe()?;
     row(
@@ -80,7 +127,7 @@ fn main() -> Result<()> {
         median(|| process(Command::new(&me).arg("native-peek").arg(&path).arg("sink")))?,
         median(|| {
             process(
-                Command::new(&fmes_bin)
+                Command::new(fmes_bin)
                     .arg("--comm")
                     .arg(&path)
                     .args(["peek", "sink"]),
@@ -94,22 +141,6 @@ fn main() -> Result<()> {
                     .arg(&path),
             )
         })?),
-    );
-    let n = 1_000 / scale;
-    let native = median(|| native_handler(n))?;
-    let plugin = median(|| plugin_runner(n))?;
-    println!(
-        "| plugin runner, trivial handler ×{n} | {:.0}/s | {:.0}/s | {:.2}× the rate | - | - |",
-        n as f64 / native.as_secs_f64(),
-        n as f64 / plugin.as_secs_f64(),
-        native.as_secs_f64() / plugin.as_secs_f64()
-    );
-    let (p50, p99) = watch_latency(&fmes_bin, 200 / scale)?;
-    println!(
-        "| watch: send to printed, over {} messages | - | p50 {} / p99 {} | - | - | - |",
-        200 / scale,
-        fmt(p50),
-        fmt(p99)
     );
     Ok(())
 }

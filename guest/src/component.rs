@@ -121,6 +121,14 @@ impl messages::Guest for Component {
         })
     }
 
+    fn read(agent: String, files: Vec<String>) -> Result<Received, QueueError> {
+        let received = queue()?.read(&agent, &files)?;
+        Ok(Received {
+            messages: received.messages.into_iter().map(Message::from).collect(),
+            malformed: received.malformed.into_iter().map(malformed).collect(),
+        })
+    }
+
     fn peek(agent: String) -> Result<u32, QueueError> {
         Ok(queue()?.peek(&agent)?)
     }

@@ -367,6 +367,30 @@ impl<F: FileSystem> Queue<F> {
         Ok(received)
     }
 
+    /// Reads the named files of a mailbox; see the WIT `read`.
+    pub fn read(&self, agent: &str, files: &[String]) -> Result<Received, QueueError> {
+        names::check_agent(agent)?;
+        for file in files {
+            names::check_message_file(file)?;
+        }
+        let mailbox = self.mailbox(agent)?;
+        let mut unique: Vec<&String> = files.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut received = Received::default();
+        let mut read: Vec<(OrderKey, Message)> = Vec::new();
+        for file in unique {
+            match self.read_message(&mailbox, file) {
+                Some(Ok((message, key))) => read.push((key, message)),
+                Some(Err(bad)) => received.malformed.push(bad),
+                None => {}
+            }
+        }
+        read.sort_by(|a, b| a.0.cmp(&b.0));
+        received.messages = read.into_iter().map(|(_, m)| m).collect();
+        Ok(received)
+    }
+
     /// Counts `*.json` entries in a mailbox; see the WIT `peek`.
     pub fn peek(&self, agent: &str) -> Result<u32, QueueError> {
         names::check_agent(agent)?;

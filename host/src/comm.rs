@@ -156,6 +156,16 @@ impl Comm {
         .map(|sent| sent.into_iter().map(into_message).collect())
     }
 
+    /// Reads the named files of a mailbox (a watcher's new files), in delivery
+    /// order; files no longer there are left out.
+    pub fn read(&mut self, agent: &str, files: &[String]) -> Result<Received, Error> {
+        let received = self.call(|q, s| q.fmes_queue_messages().call_read(s, agent, files))?;
+        Ok(Received {
+            messages: received.messages.into_iter().map(into_message).collect(),
+            malformed: received.malformed.into_iter().map(into_malformed).collect(),
+        })
+    }
+
     /// Reads waiting messages in delivery order, and the files that are not messages.
     pub fn receive(
         &mut self,

@@ -482,3 +482,50 @@ fn listings_see_every_kind_of_entry_as_the_native_backend_does() {
     }
     assert_eq!(q.peek("claude").unwrap(), native.peek("claude").unwrap());
 }
+
+#[test]
+fn read_takes_only_the_named_files_in_delivery_order() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    let low = q
+        .send(&SendRequest::new("a", "b", "1").with_priority(9))
+        .unwrap();
+    let high = q
+        .send(&SendRequest::new("a", "b", "2").with_priority(1))
+        .unwrap();
+    let other = q.send(&SendRequest::new("a", "b", "3")).unwrap();
+    std::fs::write(comm.join("To_B/5_bad.json"), "{").unwrap();
+
+    let names = [
+        low.file.clone(),
+        high.file.clone(),
+        "5_bad.json".to_string(),
+        "5_gone.json".to_string(),
+        low.file.clone(),
+    ];
+    let read = q.read("b", &names).unwrap();
+    let files: Vec<&str> = read.messages.iter().map(|m| m.file.as_str()).collect();
+    // Named ones only, each once, in delivery order; a missing name is left out.
+    assert_eq!(files, [high.file.as_str(), low.file.as_str()]);
+    assert!(!files.contains(&other.file.as_str()));
+    assert_eq!(read.malformed.len(), 1);
+    assert_eq!(read.malformed[0].file, "5_bad.json");
+    assert!(read.malformed[0].reason.contains("not JSON"));
+    // Nothing was moved.
+    assert_eq!(q.peek("b").unwrap(), 4);
+
+    for bad in ["../To_A/x.json", "notes.txt", ".hidden.json"] {
+        let err = q
+            .read("b", &[high.file.clone(), bad.to_string()])
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Queue(QueueError::InvalidFileName(ref n)) if n == bad),
+            "{bad}: {err}"
+        );
+    }
+    let err = q.read("nobody", &[]).unwrap_err();
+    assert!(
+        matches!(err, Error::Queue(QueueError::UnknownAgent { .. })),
+        "{err}"
+    );
+}

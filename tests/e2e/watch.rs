@@ -162,3 +162,59 @@ fn a_local_folder_is_not_taken_for_a_network_file_system() {
     // The test machine's temporary folder is local (tmpfs or a disk).
     assert!(!fmes::watch::is_network_file_system(&comm.path));
 }
+
+/// A message file as a writer that fills the final name directly (as the
+/// Python implementation does) or moves it in would leave it.
+fn message_json(id: &str, text: &str) -> String {
+    format!(
+        r#"{{"id": "{id}", "from": "a", "to": "b", "type": "NOTE", "priority": 5, "timestamp": "2026-11-24T12:00:00Z", "payload": {{"text": "{text}"}}}}"#
+    )
+}
+
+#[test]
+fn watch_waits_for_a_file_written_in_place_and_sees_files_moved_in() {
+    use std::io::Write;
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    let mut watcher = Watcher::start(&comm, &["--json", "watch", "b", "--waiting"]);
+    // The watcher is up once it printed this.
+    let ready = q.send(&SendRequest::new("a", "b", "0")).unwrap();
+    assert!(watcher.next_line().contains(&ready.file));
+
+    // Created, half written, and finished later: seen empty or cut short
+    // on creation, it must be printed once complete, never called malformed.
+    let in_place = comm.join("To_B").join("5_20261124_120000_a_NOTE.json");
+    let text = message_json("in-place", "written in two steps");
+    let mut file = std::fs::File::create(&in_place).unwrap();
+    file.write_all(&text.as_bytes()[..20]).unwrap();
+    file.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    file.write_all(&text.as_bytes()[20..]).unwrap();
+    drop(file);
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["id"], "in-place");
+
+    // Written elsewhere and renamed into the mailbox.
+    let staged = comm.root.path().join("staged.json");
+    std::fs::write(&staged, message_json("moved-in", "renamed")).unwrap();
+    std::fs::rename(
+        &staged,
+        comm.join("To_B").join("5_20261124_120001_a_NOTE.json"),
+    )
+    .unwrap();
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["id"], "moved-in");
+
+    // Claimed away and released: back under a new name, printed again.
+    let claimed = q
+        .claim("b", "w1", 1, Duration::from_secs(60))
+        .unwrap()
+        .claimed
+        .remove(0);
+    q.release("b", "w1", &claimed.message.file).unwrap();
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["id"], claimed.message.id.as_str());
+
+    let stderr = watcher.stop();
+    assert!(!stderr.contains("skipped"), "{stderr}");
+}

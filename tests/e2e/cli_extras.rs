@@ -25,7 +25,14 @@ fn bash_completion_script_completes_the_subcommands() {
             .output()
             .unwrap(),
     );
-    for word in ["_fmes", "receive", "doctor", "completions", "--comm"] {
+    for word in [
+        "_fmes",
+        "receive",
+        "doctor",
+        "tail",
+        "completions",
+        "--comm",
+    ] {
         assert!(script.contains(word), "{word} missing from the bash script");
     }
     // bash accepts it and registers the completion.
@@ -91,7 +98,7 @@ fn man_page_is_roff_with_the_commands() {
         page.contains(".SH NAME") && page.contains(".SH SUBCOMMANDS"),
         "{page}"
     );
-    for command in ["receive", "doctor", "claim", "dead"] {
+    for command in ["receive", "doctor", "tail", "claim", "dead"] {
         assert!(page.contains(command), "{command} missing");
     }
     // A man reader renders it, where there is one.
@@ -133,6 +140,7 @@ fn man_out_writes_a_page_per_command() {
         "fmes.1",
         "fmes-send.1",
         "fmes-doctor.1",
+        "fmes-tail.1",
         "fmes-dead-list.1",
         "fmes-agent-run.1",
     ] {
@@ -167,7 +175,14 @@ fn man_out_writes_a_page_per_command() {
 #[test]
 fn help_documents_the_log_flags_and_exit_status() {
     let help = success(&fmes_command().arg("--help").output().unwrap());
-    for text in ["--verbose", "--quiet", "RUST_LOG", "Exit status", "doctor"] {
+    for text in [
+        "--verbose",
+        "--quiet",
+        "RUST_LOG",
+        "Exit status",
+        "doctor",
+        "tail",
+    ] {
         assert!(help.contains(text), "{text} missing from:\n{help}");
     }
 }
@@ -323,14 +338,19 @@ fn piped_runs_print_no_progress() {
 
 /// A command run under `script`, which gives it a terminal; its output
 /// (stdout and stderr, both the terminal) is collected as it arrives.
-struct Terminal {
+pub struct Terminal {
     child: std::process::Child,
     output: Arc<(Mutex<Vec<u8>>, Condvar)>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Terminal {
-    fn start(comm: &TempComm, args: &[&str]) -> Terminal {
+    pub fn start(comm: &TempComm, args: &[&str]) -> Terminal {
+        Terminal::start_with_env(comm, args, &[])
+    }
+
+    /// Like `start`, with these environment variables set for the command.
+    pub fn start_with_env(comm: &TempComm, args: &[&str], env: &[(&str, &str)]) -> Terminal {
         let mut line = shell_word(env!("CARGO_BIN_EXE_fmes"));
         line.push_str(" --comm ");
         line.push_str(&shell_word(&comm.path.display().to_string()));
@@ -345,6 +365,7 @@ impl Terminal {
             .env_remove("FMES_COMM")
             .env_remove("RUST_LOG")
             .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -372,7 +393,7 @@ impl Terminal {
 
     /// Waits until the output holds `text`; a minute without it is a
     /// failure (this bounds the test, it measures nothing).
-    fn wait_for(&mut self, text: &str) -> String {
+    pub fn wait_for(&mut self, text: &str) -> String {
         let (lock, changed) = &*self.output;
         let (output, timeout) = changed
             .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(60), |out| {
@@ -389,7 +410,7 @@ impl Terminal {
     }
 
     /// Waits for the command to end; returns everything it showed.
-    fn finish(mut self) -> String {
+    pub fn finish(mut self) -> String {
         assert!(self.child.wait().unwrap().success());
         // The reader ends when the pipe closes, having read everything.
         self.reader.join().unwrap();
@@ -397,7 +418,7 @@ impl Terminal {
         String::from_utf8_lossy(&output).into_owned()
     }
 
-    fn stop(mut self) {
+    pub fn stop(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }

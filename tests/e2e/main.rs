@@ -15,4 +15,5 @@ mod library;
 mod plugins;
 mod python;
 mod sandbox;
+mod tail;
 mod watch;

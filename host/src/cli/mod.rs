@@ -25,6 +25,7 @@ mod recover;
 mod release;
 mod send;
 mod stats;
+mod tail;
 mod watch;
 
 use std::path::PathBuf;
@@ -51,6 +52,7 @@ Examples:
   fmes demo                                  see two agents exchange a task and a report
   fmes claim coder --consumer w1 --lease 5m  take the next message for worker w1 alone
   fmes ack coder --consumer w1 FILE          done with it: archive it
+  fmes tail                                  every new message in every mailbox, one line each
   fmes doctor                                check the _COMM folder and say what to fix
   fmes -v receive coder                      also log what fmes does (RUST_LOG=debug for more)
 
@@ -127,6 +129,7 @@ pub enum Command {
     Watch(watch::Args),
     Demo(demo::Args),
     Component(component::Args),
+    Tail(tail::Args),
     Doctor(doctor::Args),
     Completions(completions::Args),
     Man(man::Args),
@@ -193,6 +196,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Watch(args) => watch::run(&context, args),
         Command::Demo(args) => demo::run(&context, args),
         Command::Component(args) => component::run(&context, args),
+        Command::Tail(args) => tail::run(&context, args),
         Command::Doctor(args) => doctor::run(&context, args),
         Command::Completions(args) => completions::run(&context, args),
         Command::Man(args) => man::run(&context, args),

@@ -1,0 +1,205 @@
+//! `fmes tail`: every mailbox's new messages, one line each, colored only
+//! where that is wanted.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fmes::SendRequest;
+
+use crate::cli_extras::Terminal;
+use crate::support::*;
+
+/// A running `fmes tail` whose stdout lines arrive on a channel.
+struct Tail {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Tail {
+    fn start(comm: &TempComm, args: &[&str], env: &[(&str, &str)]) -> Tail {
+        let mut child = comm
+            .fmes()
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Tail { child, lines }
+    }
+
+    /// The next line; a tail that prints nothing for a minute is broken
+    /// (this bounds the test, it measures nothing).
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = self.child.kill();
+                let mut stderr = String::new();
+                let _ =
+                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr);
+                panic!("tail printed no line ({e:?}); its stderr:\n{stderr}");
+            }
+        }
+    }
+
+    /// Stops it; returns its stderr.
+    fn stop(mut self) -> String {
+        self.child.kill().unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+}
+
+/// True if the text holds an SGR (color or style) escape sequence,
+/// `ESC [ digits/semicolons m`.
+fn has_sgr(text: &str) -> bool {
+    text.match_indices("\x1b[").any(|(i, _)| {
+        let rest = &text[i + 2..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != ';')
+            .unwrap_or(rest.len());
+        rest[end..].starts_with('m')
+    })
+}
+
+#[test]
+fn piped_tail_is_plain_and_follows_every_mailbox() {
+    let comm = TempComm::with_agents(&["a", "b", "c"]);
+    let mut q = comm.open();
+    q.send(&SendRequest::new("a", "b", r#"{"task": "first"}"#).with_priority(2))
+        .unwrap();
+    let mut tail = Tail::start(&comm, &["tail", "--waiting"], &[]);
+    let first = tail.next_line();
+    assert!(
+        first.ends_with(r#" [2] a → b TASK {"task":"first"}"#),
+        "{first:?}"
+    );
+    assert_eq!(first.as_bytes()[2], b':', "starts with the time: {first:?}");
+
+    // Sent after the first look: to two other mailboxes, one made now.
+    q.send(&SendRequest::new("b", "c", r#""to c""#).with_type("REPORT"))
+        .unwrap();
+    assert!(tail.next_line().ends_with(r#" [5] b → c REPORT "to c""#));
+    q.init(&["d"]).unwrap();
+    let long = format!(r#"{{"text": "{}"}}"#, "x".repeat(200));
+    q.send(&SendRequest::new("a", "d", long).with_priority(9))
+        .unwrap();
+    let last = tail.next_line();
+    assert!(last.contains(" [9] a → d TASK {\"text\":\"xxx"), "{last:?}");
+    assert!(
+        last.ends_with('…') && last.chars().count() < 100,
+        "{last:?}"
+    );
+    assert!(!has_sgr(&first) && !has_sgr(&last));
+    assert_eq!(tail.stop(), "", "no status line or warning when piped");
+}
+
+#[test]
+fn color_always_colors_by_priority_and_never_does_not() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    q.send(&SendRequest::new("a", "b", "1").with_priority(1))
+        .unwrap();
+    q.send(&SendRequest::new("a", "b", "2").with_priority(5))
+        .unwrap();
+    // --color always wins over NO_COLOR, which is for the automatic choice.
+    let mut tail = Tail::start(
+        &comm,
+        &["tail", "--waiting", "--color", "always"],
+        &[("NO_COLOR", "1")],
+    );
+    let urgent = tail.next_line();
+    assert!(
+        urgent.contains("\x1b[1m\x1b[31m[1] a → b TASK\x1b[0m"),
+        "bold red: {urgent:?}"
+    );
+    let normal = tail.next_line();
+    assert!(has_sgr(&normal), "the time is dimmed: {normal:?}");
+    assert!(normal.contains(" [5] a → b TASK 2"), "{normal:?}");
+    tail.stop();
+
+    let mut tail = Tail::start(&comm, &["tail", "--waiting", "--color", "never"], &[]);
+    assert!(!has_sgr(&tail.next_line()));
+    tail.stop();
+
+    let err = failure(&comm.run(&["tail", "--color", "sometimes"]), 2);
+    assert!(err.contains("sometimes") && err.contains("always"), "{err}");
+}
+
+#[test]
+fn on_a_terminal_tail_colors_unless_no_color_is_set() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    comm.open()
+        .send(&SendRequest::new("a", "b", r#""hi""#).with_priority(1))
+        .unwrap();
+    let mut terminal = Terminal::start(&comm, &["tail", "--waiting"]);
+    let shown = terminal.wait_for("\"hi\"");
+    assert!(shown.contains("\x1b[31m"), "colored: {shown:?}");
+    terminal.wait_for("tail: 2 mailboxes, 1 message so far");
+    terminal.stop();
+
+    let mut terminal =
+        Terminal::start_with_env(&comm, &["tail", "--waiting"], &[("NO_COLOR", "1")]);
+    let shown = terminal.wait_for("tail: 2 mailboxes, 1 message so far");
+    assert!(shown.contains("[1] a → b TASK \"hi\""), "{shown:?}");
+    assert!(!has_sgr(&shown), "NO_COLOR: {shown:?}");
+    terminal.stop();
+}
+
+#[test]
+fn json_tail_prints_the_stored_messages() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let sent = comm
+        .open()
+        .send(&SendRequest::new("a", "b", r#"{"n": 1}"#))
+        .unwrap();
+    let mut tail = Tail::start(&comm, &["--json", "tail", "--waiting"], &[]);
+    let line = json_lines(&tail.next_line()).remove(0);
+    assert_eq!(line["id"], sent.id.as_str());
+    assert_eq!(line["file"], sent.file.as_str());
+    assert_eq!(line["payload"]["n"], 1);
+    tail.stop();
+}
+
+#[test]
+fn tail_into_a_closed_pipe_ends_quietly() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut child = comm
+        .fmes()
+        .args(["tail", "--waiting"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before anything is sent, so the first line meets a closed pipe.
+    drop(child.stdout.take());
+    comm.open().send(&SendRequest::new("a", "b", "1")).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn tail_without_a_comm_folder_is_an_error() {
+    let comm = TempComm::new();
+    std::fs::remove_dir(&comm.path).unwrap();
+    let err = failure(&comm.run(&["tail"]), 1);
+    assert!(err.starts_with("error: no _COMM folder at"), "{err}");
+}

@@ -203,3 +203,44 @@ fn tail_without_a_comm_folder_is_an_error() {
     let err = failure(&comm.run(&["tail"]), 1);
     assert!(err.starts_with("error: no _COMM folder at"), "{err}");
 }
+
+#[test]
+fn files_that_are_not_messages_are_named_once_on_stderr() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    std::fs::write(comm.join("To_B/before.json"), "[]").unwrap();
+    q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    let mut tail = Tail::start(&comm, &["tail", "--waiting"], &[]);
+    assert!(tail.next_line().ends_with(" a → b TASK 1"));
+    // Written after the first look: read because a notification named it.
+    std::fs::write(comm.join("To_B/after.json"), "not json").unwrap();
+    q.send(&SendRequest::new("a", "b", "2")).unwrap();
+    assert!(tail.next_line().ends_with(" a → b TASK 2"));
+    q.send(&SendRequest::new("a", "b", "3")).unwrap();
+    assert!(tail.next_line().ends_with(" a → b TASK 3"));
+    let err = tail.stop();
+    assert_eq!(
+        err.matches("warning: skipped To_B/before.json: not a JSON object")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("warning: skipped To_B/after.json: not JSON")
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn polling_tail_sees_new_messages() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    let mut tail = Tail::start(&comm, &["tail", "--waiting", "--poll"], &[]);
+    assert!(tail.next_line().ends_with(" a → b TASK 1"));
+    q.send(&SendRequest::new("b", "a", "2")).unwrap();
+    assert!(tail.next_line().ends_with(" b → a TASK 2"));
+    tail.stop();
+}

@@ -16,4 +16,5 @@ mod plugins;
 mod python;
 mod sandbox;
 mod tail;
+mod wasmtime_cli;
 mod watch;

@@ -18,3 +18,4 @@ mod sandbox;
 mod tail;
 mod wasmtime_cli;
 mod watch;
+mod wit_package;

@@ -106,6 +106,9 @@ fn main() -> Result<()> {
             native.as_secs_f64() / plugin.as_secs_f64()
         );
     }
+    if wanted("peak memory") {
+        memory_rows(&fmes_bin, scale)?;
+    }
     if wanted("watch") {
         let (p50, p99) = watch_latency(&fmes_bin, 200 / scale)?;
         println!(
@@ -116,6 +119,96 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Peak memory (maximum resident set) of whole `fmes` processes on a small
+/// and a large mailbox: it should not grow with the mailbox.
+fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
+    let small = 1_000;
+    let large = 100_000 / scale;
+    let (_small_dir, small_path) = filled_comm(small)?;
+    let (_large_dir, large_path) = filled_comm(large)?;
+    let spin = plugin_path("fixture_spin")?;
+    // Once before measuring, so no row pays for compiling into the cache.
+    peak_rss(
+        Command::new(fmes_bin)
+            .arg("--comm")
+            .arg(&small_path)
+            .args(["peek", "sink"]),
+    )?;
+    println!();
+    println!("| peak memory of one `fmes` process | {small} messages | {large} messages |");
+    println!("| --- | --- | --- |");
+    let cases: [(&str, Vec<String>); 3] = [
+        ("peek", vec!["peek".into(), "sink".into()]),
+        (
+            "receive --limit 100",
+            ["receive", "sink", "--limit", "100"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "agent run (trivial plugin) --once: handles them all",
+            vec![
+                "agent".into(),
+                "run".into(),
+                spin.to_string_lossy().into_owned(),
+                "--as".into(),
+                "sink".into(),
+                "--once".into(),
+            ],
+        ),
+    ];
+    for (label, args) in cases {
+        let mut peaks = Vec::new();
+        for path in [&small_path, &large_path] {
+            peaks.push(peak_rss(
+                Command::new(fmes_bin)
+                    .arg("--comm")
+                    .arg(path)
+                    .arg("--no-sync")
+                    .args(&args),
+            )?);
+        }
+        println!(
+            "| {label} | {:.1} MiB | {:.1} MiB |",
+            peaks[0] as f64 / 1024.0,
+            peaks[1] as f64 / 1024.0
+        );
+    }
+    println!();
+    Ok(())
+}
+
+/// Runs a command to its end (output discarded) and returns its peak
+/// resident memory in KiB, from the kernel's accounting of the child.
+fn peak_rss(command: &mut Command) -> Result<u64> {
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter; the pid is our child's.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    if pid < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{command:?} failed (status {status})");
+    }
+    // Linux reports ru_maxrss in KiB.
+    Ok(usage.ru_maxrss as u64)
+}
+
+/// A plugin fixture built beside this binary.
+fn plugin_path(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    Ok(me
+        .parent()
+        .and_then(Path::parent)
+        .context("the target folder")?
+        .join(format!("plugins/wasm32-wasip2/release/{name}.wasm")))
 }
 
 /// One CLI call, start to exit, against a native binary doing the same.
@@ -166,12 +259,7 @@ fn native_handler(n: usize) -> Result<Duration> {
 /// (the spin fixture, whose handler returns at once for these payloads).
 fn plugin_runner(n: usize) -> Result<Duration> {
     let (_dir, path) = filled_comm(n)?;
-    let me = std::env::current_exe()?;
-    let plugin = me
-        .parent()
-        .and_then(Path::parent)
-        .context("the target folder")?
-        .join("plugins/wasm32-wasip2/release/fixture_spin.wasm");
+    let plugin = plugin_path("fixture_spin")?;
     let bytes = std::fs::read(&plugin).with_context(|| format!("read {}", plugin.display()))?;
     let mut runner = fmes::plugin::AgentRunner::from_bytes(
         fmes::Runtime::shared()?,

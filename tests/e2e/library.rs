@@ -529,3 +529,23 @@ fn read_takes_only_the_named_files_in_delivery_order() {
         "{err}"
     );
 }
+
+#[test]
+fn large_messages_are_read_whole() {
+    // Larger than one read of the host (wasmtime-wasi reads at most 64 KiB
+    // per call), and not a multiple of it.
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    for size in [64 * 1024 - 20, 64 * 1024 + 1, 700_001] {
+        let text = "x".repeat(size);
+        let sent = q
+            .send(&SendRequest::new("a", "b", format!("\"{text}\"")))
+            .unwrap();
+        let received = q.read("b", std::slice::from_ref(&sent.file)).unwrap();
+        assert_eq!(received.messages[0].payload.len(), size + 2, "{size}");
+        assert_eq!(received.messages[0].payload, format!("\"{text}\""));
+    }
+    let all = q.receive("b", None, None).unwrap();
+    assert_eq!(all.messages.len(), 3);
+    assert!(all.malformed.is_empty());
+}

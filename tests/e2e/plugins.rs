@@ -389,3 +389,41 @@ fn an_interrupted_runner_finishes_the_message_in_hand_and_stops() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_runner_stopped_mid_batch_gives_the_messages_it_did_not_handle_back() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    for task in 0..5 {
+        send(&comm, &format!(r#"{{"task": {task}}}"#));
+    }
+    let bytes = std::fs::read(plugin("report_agent")).unwrap();
+    let mut runner = fmes::plugin::AgentRunner::from_bytes(
+        runtime(),
+        &bytes,
+        "report_agent",
+        &comm.path,
+        "worker",
+        fmes::plugin::Policy::default(),
+    )
+    .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Stop once the first message is handled; the runner claimed all five.
+    let report = runner
+        .run(true, &stop, |_, _| {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed)
+        })
+        .unwrap();
+    assert_eq!(report.acknowledged, 1);
+    // The other four are back in the mailbox, none left held in flight.
+    let mut q = comm.open();
+    assert_eq!(q.peek("worker").unwrap(), 4);
+    let in_flight = std::fs::read_dir(comm.join("To_Worker/.inflight"))
+        .unwrap()
+        .count();
+    assert_eq!(in_flight, 0);
+    // Handled once each in all: a second run takes exactly the other four.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = runner.run(true, &stop, |_, _| {}).unwrap();
+    assert_eq!(report.acknowledged, 4);
+    assert_eq!(q.peek("worker").unwrap(), 0);
+}

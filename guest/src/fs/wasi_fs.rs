@@ -166,14 +166,20 @@ impl FileSystem for WasiFs {
         }
         let mut bytes = Vec::with_capacity(stat.size as usize);
         loop {
-            // The file may grow after the stat: never read past the cap.
-            let want = (cap + 1 - bytes.len() as u64).min(READ_CHUNK);
+            // Ask for one byte more than the stat said is left, so a file
+            // that did not grow is read in one call, its end shown by a short
+            // read; the file may grow after the stat: never read past the cap.
+            let left = (stat.size + 1).saturating_sub(bytes.len() as u64).max(1);
+            let want = left.min(cap + 1 - bytes.len() as u64).min(READ_CHUNK);
             let (chunk, end) = file.read(want, bytes.len() as u64).map_err(to_io)?;
+            let short = (chunk.len() as u64) < want;
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > cap {
                 return Ok(ReadOutcome::TooLarge);
             }
-            if end || chunk.is_empty() {
+            // A short read is the end once the stat's size is read (a host
+            // may also cut a large read short: wasmtime at 64 KiB).
+            if end || chunk.is_empty() || (short && bytes.len() as u64 >= stat.size) {
                 return Ok(ReadOutcome::Bytes(bytes));
             }
         }

@@ -39,6 +39,8 @@ const ALLOWED_IMPORTS: [&str; 11] = [
 /// How long a claim lasts: long enough for any handler call, which the time
 /// limit stops well before.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// Messages claimed at once.
+const CLAIM_BATCH: u32 = 16;
 /// Between looks at an empty mailbox.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
 
@@ -194,23 +196,58 @@ impl AgentRunner {
         let mut report = RunReport::default();
         let lease = self.policy.time_limit + LEASE_MARGIN;
         while !stop.load(Ordering::Relaxed) {
-            let batch = self.comm.claim(&self.agent, &self.consumer, 1, lease)?;
-            let Some(claimed) = batch.claimed.into_iter().next() else {
+            // A batch per claim: each claim lists the whole mailbox, so one
+            // at a time would make a long mailbox quadratic.
+            let batch = self
+                .comm
+                .claim(&self.agent, &self.consumer, CLAIM_BATCH, lease)?;
+            let claimed_at = std::time::Instant::now();
+            if batch.claimed.is_empty() {
                 if once {
                     break;
                 }
                 std::thread::sleep(IDLE_WAIT);
                 continue;
-            };
-            let outcome = self.handle(&claimed.message)?;
-            match &outcome {
-                HandleOutcome::Acknowledged => report.acknowledged += 1,
-                HandleOutcome::Failed { dead_lettered, .. } => {
-                    report.failed += 1;
-                    report.dead_lettered += u32::from(*dead_lettered);
+            }
+            let mut claimed = batch.claimed.into_iter();
+            for next in claimed.by_ref() {
+                // A batch can outlast a lease when handlers are slow: renew
+                // the lease of the message about to be handled past half of it.
+                if claimed_at.elapsed() > lease / 2 {
+                    match self
+                        .comm
+                        .extend(&self.agent, &self.consumer, &next.message.file, lease)
+                    {
+                        Ok(_) => {}
+                        // Its lease ran out and another consumer has it now.
+                        Err(crate::Error::Queue(crate::QueueError::NotFound(_))) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                let outcome = self.handle(&next.message)?;
+                match &outcome {
+                    HandleOutcome::Acknowledged => report.acknowledged += 1,
+                    HandleOutcome::Failed { dead_lettered, .. } => {
+                        report.failed += 1;
+                        report.dead_lettered += u32::from(*dead_lettered);
+                    }
+                }
+                on_event(&next.message, &outcome);
+                if stop.load(Ordering::Relaxed) {
+                    break;
                 }
             }
-            on_event(&claimed.message, &outcome);
+            // Stopped mid-batch: the messages not handled go back now rather
+            // than when their lease ends.
+            for unhandled in claimed {
+                match self
+                    .comm
+                    .release(&self.agent, &self.consumer, &unhandled.message.file)
+                {
+                    Ok(_) | Err(crate::Error::Queue(crate::QueueError::NotFound(_))) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(report)
     }

@@ -6,10 +6,10 @@ use clap_complete::Shell;
 
 use super::{Cli, Context};
 
-/// Print a shell completion script for fmes, generated from its command
-/// definitions, to stdout.
+/// Print a shell completion script for fmes (bash, zsh, fish, elvish, powershell).
 ///
-/// Load it in the running shell, or save it where the shell looks for
+/// The script is generated from fmes's own command definitions, so it
+/// always matches this version. Load it in the running shell, or save it where the shell looks for
 /// completions (see the examples).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\

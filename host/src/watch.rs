@@ -111,10 +111,11 @@ pub fn watch(
             for bad in &received.malformed {
                 // A file still being written (created, not yet closed) is not
                 // reported: its close will bring it back, complete.
-                if complete.contains(&bad.file) && seen_malformed.insert(bad.file.clone()) {
-                    if !on_event(Event::Malformed(bad)) {
-                        return Ok(());
-                    }
+                if complete.contains(&bad.file)
+                    && seen_malformed.insert(bad.file.clone())
+                    && !on_event(Event::Malformed(bad))
+                {
+                    return Ok(());
                 }
             }
             for message in &received.messages {

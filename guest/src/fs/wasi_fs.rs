@@ -8,6 +8,8 @@
 //! temporary file) is an error for that entry alone, which is skipped,
 //! instead of ending the listing as it does in the standard library.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +27,12 @@ const READ_CHUNK: u64 = 1 << 20;
 /// The backend on the host's preopen named `root`.
 pub struct WasiFs {
     root: Rc<Descriptor>,
+    /// Folders opened so far, by path. A `WasiFs` lives for one call of the
+    /// component, so an operation that touches a folder several times (a
+    /// send creates, links and removes in the mailbox) opens it once: the
+    /// host resolves a multi-part path by opening its folders one by one for
+    /// every call, while a name inside an open folder is resolved at once.
+    folders: RefCell<HashMap<String, Rc<Descriptor>>>,
 }
 
 thread_local! {
@@ -45,7 +53,10 @@ impl WasiFs {
             .clone()
         });
         match found {
-            Some(root) => Ok(WasiFs { root }),
+            Some(root) => Ok(WasiFs {
+                root,
+                folders: RefCell::new(HashMap::new()),
+            }),
             None => Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("the host did not preopen {root}"),
@@ -53,15 +64,37 @@ impl WasiFs {
         }
     }
 
-    fn open_dir(&self, dir: &str) -> io::Result<Descriptor> {
-        self.root
-            .open_at(
-                PathFlags::empty(),
-                dir,
-                OpenFlags::DIRECTORY,
-                DescriptorFlags::READ,
-            )
-            .map_err(to_io)
+    /// The folder at `dir` (relative to the root; empty for the root),
+    /// opened once per `WasiFs`.
+    fn folder(&self, dir: &str) -> io::Result<Rc<Descriptor>> {
+        if dir.is_empty() {
+            return Ok(Rc::clone(&self.root));
+        }
+        if let Some(open) = self.folders.borrow().get(dir) {
+            return Ok(Rc::clone(open));
+        }
+        let opened = Rc::new(
+            self.root
+                .open_at(
+                    PathFlags::empty(),
+                    dir,
+                    OpenFlags::DIRECTORY,
+                    DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
+                )
+                .map_err(to_io)?,
+        );
+        self.folders
+            .borrow_mut()
+            .insert(dir.to_string(), Rc::clone(&opened));
+        Ok(opened)
+    }
+
+    /// The open folder that holds `path`, and the name in it.
+    fn parent<'p>(&self, path: &'p str) -> io::Result<(Rc<Descriptor>, &'p str)> {
+        match path.rsplit_once('/') {
+            Some((dir, name)) => Ok((self.folder(dir)?, name)),
+            None => Ok((Rc::clone(&self.root), path)),
+        }
     }
 }
 
@@ -106,14 +139,7 @@ fn modified(stat: &DescriptorStat) -> SystemTime {
 
 impl FileSystem for WasiFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
-        let opened;
-        let descriptor = if dir.is_empty() {
-            &*self.root
-        } else {
-            opened = self.open_dir(dir)?;
-            &opened
-        };
-        let stream = descriptor.read_directory().map_err(to_io)?;
+        let stream = self.folder(dir)?.read_directory().map_err(to_io)?;
         let mut entries = Vec::new();
         loop {
             match stream.read_directory_entry() {
@@ -132,11 +158,13 @@ impl FileSystem for WasiFs {
     }
 
     fn create_dir(&self, path: &str) -> io::Result<()> {
-        self.root.create_directory_at(path).map_err(to_io)
+        let (folder, name) = self.parent(path)?;
+        folder.create_directory_at(name).map_err(to_io)
     }
 
     fn status(&self, path: &str) -> io::Result<Status> {
-        let stat = self.root.stat_at(PathFlags::empty(), path).map_err(to_io)?;
+        let (folder, name) = self.parent(path)?;
+        let stat = folder.stat_at(PathFlags::empty(), name).map_err(to_io)?;
         Ok(Status {
             kind: kind_of(stat.type_),
             modified: modified(&stat),
@@ -212,7 +240,11 @@ impl FileSystem for WasiFs {
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.root.rename_at(from, &self.root, to).map_err(to_io)
+        let (from_folder, from_name) = self.parent(from)?;
+        let (to_folder, to_name) = self.parent(to)?;
+        from_folder
+            .rename_at(from_name, &to_folder, to_name)
+            .map_err(to_io)
     }
 
     fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
@@ -229,24 +261,25 @@ impl FileSystem for WasiFs {
     }
 
     fn link_count(&self, path: &str) -> io::Result<u64> {
-        let stat = self.root.stat_at(PathFlags::empty(), path).map_err(to_io)?;
+        let (folder, name) = self.parent(path)?;
+        let stat = folder.stat_at(PathFlags::empty(), name).map_err(to_io)?;
         Ok(stat.link_count)
     }
 
     fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        if dir.is_empty() {
-            return self.root.sync().map_err(to_io);
-        }
-        self.open_dir(dir)?.sync().map_err(to_io)
+        self.folder(dir)?.sync().map_err(to_io)
     }
 
     fn link(&self, from: &str, to: &str) -> io::Result<()> {
-        self.root
-            .link_at(PathFlags::empty(), from, &self.root, to)
+        let (from_folder, from_name) = self.parent(from)?;
+        let (to_folder, to_name) = self.parent(to)?;
+        from_folder
+            .link_at(PathFlags::empty(), from_name, &to_folder, to_name)
             .map_err(to_io)
     }
 
     fn remove_file(&self, path: &str) -> io::Result<()> {
-        self.root.unlink_file_at(path).map_err(to_io)
+        let (folder, name) = self.parent(path)?;
+        folder.unlink_file_at(name).map_err(to_io)
     }
 }

@@ -1,5 +1,6 @@
 //! The queue operations, over any [`FileSystem`].
 
+use std::collections::BinaryHeap;
 use std::io::ErrorKind;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -305,35 +306,66 @@ impl<F: FileSystem> Queue<F> {
         // The type filter is only compared, never part of a path, and other
         // writers may use types fmes would not send, so it is not checked.
         let mailbox = self.mailbox(agent)?;
-        let entries = self
-            .fs
-            .list(&mailbox)
-            .map_err(|e| QueueError::io("list", &mailbox, e))?;
-
-        let mut received = Received::default();
-        // fmes names carry their order key; other files must be read for it.
-        let mut by_name: Vec<OrderKey> = Vec::new();
-        let mut read_early: Vec<(OrderKey, Message)> = Vec::new();
-        for entry in entries {
-            if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
-                continue;
-            }
-            if entry.kind != EntryKind::File {
-                received.malformed.push(MalformedFile {
-                    reason: not_a_file_reason(entry.kind),
-                    file: entry.name,
-                });
-                continue;
-            }
-            match message::key_from_fmes_name(&entry.name) {
-                Some(key) => by_name.push(key),
-                None => match self.read_message(&mailbox, &entry.name) {
-                    Some(Ok((message, key))) => read_early.push((key, message)),
-                    Some(Err(bad)) => received.malformed.push(bad),
-                    None => {}
-                },
+        let limit = limit.map_or(usize::MAX, |l| l as usize);
+        // Without a type filter, only the first `limit` fmes names in order
+        // can be returned: keep just those while listing, so the first 100
+        // of a huge mailbox need neither its whole listing in memory nor a
+        // sort of it. If some of them turn out not to be messages, fewer
+        // than `limit` remain, and the mailbox is listed again in full.
+        if message_type.is_none() && limit < usize::MAX {
+            let (received, complete) = self.receive_listed(&mailbox, None, limit, Some(limit))?;
+            if complete {
+                return Ok(received);
             }
         }
+        Ok(self.receive_listed(&mailbox, message_type, limit, None)?.0)
+    }
+
+    /// `receive` on one listing of `mailbox`, keeping at most `keep` fmes
+    /// names (all with `None`). False with the result if names were dropped
+    /// and the result has fewer than `limit` messages: a complete answer
+    /// needs them.
+    fn receive_listed(
+        &self,
+        mailbox: &str,
+        message_type: Option<&str>,
+        limit: usize,
+        keep: Option<usize>,
+    ) -> Result<(Received, bool), QueueError> {
+        let mut received = Received::default();
+        // fmes names carry their order key; other files must be read for it.
+        let mut by_name: BinaryHeap<OrderKey> = BinaryHeap::new();
+        let mut dropped = false;
+        let mut read_early: Vec<(OrderKey, Message)> = Vec::new();
+        self.fs
+            .for_each_entry(mailbox, &mut |entry| {
+                if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
+                    return;
+                }
+                if entry.kind != EntryKind::File {
+                    received.malformed.push(MalformedFile {
+                        reason: not_a_file_reason(entry.kind),
+                        file: entry.name,
+                    });
+                    return;
+                }
+                match message::key_from_fmes_name(&entry.name) {
+                    Some(key) => {
+                        by_name.push(key);
+                        // The largest key goes: it cannot be among the first.
+                        if keep.is_some_and(|k| by_name.len() > k) {
+                            by_name.pop();
+                            dropped = true;
+                        }
+                    }
+                    None => match self.read_message(mailbox, &entry.name) {
+                        Some(Ok((message, key))) => read_early.push((key, message)),
+                        Some(Err(bad)) => received.malformed.push(bad),
+                        None => {}
+                    },
+                }
+            })
+            .map_err(|e| QueueError::io("list", mailbox, e))?;
 
         // Merge both kinds in delivery order, reading fmes-named files only
         // as far as the limit needs.
@@ -343,14 +375,22 @@ impl<F: FileSystem> Queue<F> {
             .chain(read_early.into_iter().map(|(k, m)| (k, Some(m))))
             .collect();
         order.sort_by(|a, b| a.0.cmp(&b.0));
-        let limit = limit.map_or(usize::MAX, |l| l as usize);
+        // Past the last key kept, a dropped fmes name may come first.
+        let last_kept = order
+            .iter()
+            .rev()
+            .find(|(_, m)| m.is_none())
+            .map(|(k, _)| k.clone());
         for (key, message) in order {
             if received.messages.len() >= limit {
                 break;
             }
+            if dropped && last_kept.as_ref().is_some_and(|last| key > *last) {
+                return Ok((received, false));
+            }
             let message = match message {
                 Some(message) => message,
-                None => match self.read_message(&mailbox, &key.file) {
+                None => match self.read_message(mailbox, &key.file) {
                     Some(Ok((message, _))) => message,
                     Some(Err(bad)) => {
                         received.malformed.push(bad);
@@ -363,8 +403,9 @@ impl<F: FileSystem> Queue<F> {
                 received.messages.push(message);
             }
         }
+        let complete = !dropped || received.messages.len() >= limit;
         received.malformed.sort_by(|a, b| a.file.cmp(&b.file));
-        Ok(received)
+        Ok((received, complete))
     }
 
     /// Reads the named files of a mailbox; see the WIT `read`.
@@ -395,14 +436,14 @@ impl<F: FileSystem> Queue<F> {
     pub fn peek(&self, agent: &str) -> Result<u32, QueueError> {
         names::check_agent(agent)?;
         let mailbox = self.mailbox(agent)?;
-        let entries = self
-            .fs
-            .list(&mailbox)
+        let mut count = 0usize;
+        self.fs
+            .for_each_entry(&mailbox, &mut |e| {
+                if e.kind != EntryKind::Dir && names::looks_like_message(&e.name) {
+                    count += 1;
+                }
+            })
             .map_err(|e| QueueError::io("list", &mailbox, e))?;
-        let count = entries
-            .iter()
-            .filter(|e| e.kind != EntryKind::Dir && names::looks_like_message(&e.name))
-            .count();
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 

@@ -215,3 +215,42 @@ fn an_unreadable_comm_is_an_error() {
     let err = q.send(&SendRequest::new("a", "b", "1")).unwrap_err();
     assert!(matches!(err, QueueError::Io(_)), "{err}");
 }
+
+#[test]
+fn receive_with_a_limit_returns_the_first_messages_even_past_bad_files() {
+    let (dir, q) = setup(&["a", "b"]);
+    let mailbox = dir.path().join("To_B");
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(q.send(&SendRequest::new("a", "b", i.to_string())).unwrap());
+    }
+    // The first two in order are not messages, with fmes names that sort
+    // first; a Python-named message sorts between the fifth and sixth.
+    for bad in [
+        "5_20000101_000000.000000000Z_a_TASK_000000000000.json",
+        "5_20000101_000000.000000001Z_a_TASK_000000000000.json",
+    ] {
+        std::fs::write(mailbox.join(bad), "{").unwrap();
+    }
+    let between = &sent[5].timestamp;
+    std::fs::write(
+        mailbox.join("5_20991231_235959_py_TASK.json"),
+        python_message(5, between, "\"python\""),
+    )
+    .unwrap();
+    let all = q.receive("b", None, None).unwrap();
+    assert_eq!(all.messages.len(), 11);
+    for limit in [1, 3, 6, 7, 11, 20] {
+        let first = q.receive("b", None, Some(limit)).unwrap();
+        let expected: Vec<&str> = all
+            .messages
+            .iter()
+            .take(limit as usize)
+            .map(|m| m.file.as_str())
+            .collect();
+        let got: Vec<&str> = first.messages.iter().map(|m| m.file.as_str()).collect();
+        assert_eq!(got, expected, "limit {limit}");
+        assert_eq!(first.malformed.len(), 2, "limit {limit}");
+    }
+    assert_eq!(q.peek("b").unwrap(), 13);
+}

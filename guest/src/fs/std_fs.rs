@@ -44,6 +44,11 @@ fn kind_of(file_type: std::fs::FileType) -> EntryKind {
 impl FileSystem for StdFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
         let mut entries = Vec::new();
+        self.for_each_entry(dir, &mut |entry| entries.push(entry))?;
+        Ok(entries)
+    }
+
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
         for entry in std::fs::read_dir(self.path(dir))? {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else {
@@ -52,9 +57,9 @@ impl FileSystem for StdFs {
             // A failed file_type means the entry vanished or is unreadable:
             // report it as Other so callers skip it rather than fail.
             let kind = entry.file_type().map(kind_of).unwrap_or(EntryKind::Other);
-            entries.push(DirEntry { name, kind });
+            each(DirEntry { name, kind });
         }
-        Ok(entries)
+        Ok(())
     }
 
     fn create_dir(&self, path: &str) -> io::Result<()> {

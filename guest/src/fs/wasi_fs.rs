@@ -139,22 +139,26 @@ fn modified(stat: &DescriptorStat) -> SystemTime {
 
 impl FileSystem for WasiFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
-        let stream = self.folder(dir)?.read_directory().map_err(to_io)?;
         let mut entries = Vec::new();
+        self.for_each_entry(dir, &mut |entry| entries.push(entry))?;
+        Ok(entries)
+    }
+
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
+        let stream = self.folder(dir)?.read_directory().map_err(to_io)?;
         loop {
             match stream.read_directory_entry() {
-                Ok(Some(entry)) => entries.push(DirEntry {
+                Ok(Some(entry)) => each(DirEntry {
                     name: entry.name,
                     kind: kind_of(entry.type_),
                 }),
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 // Gone between listing and stat, or a name that is not
                 // UTF-8 (which no mailbox or message name can be).
                 Err(ErrorCode::NoEntry | ErrorCode::IllegalByteSequence) => continue,
                 Err(code) => return Err(to_io(code)),
             }
         }
-        Ok(entries)
     }
 
     fn create_dir(&self, path: &str) -> io::Result<()> {

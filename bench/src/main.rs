@@ -46,8 +46,8 @@ fn main() -> Result<()> {
         }) {
             continue;
         }
-        let native = median(|| native_sends(n, durable))?;
-        let component = median(|| component_sends(n, durable))?;
+        let (native, component) =
+            paired_medians(|| native_sends(n, durable), || component_sends(n, durable))?;
         // The Python writer never flushes to disk: it is one baseline for both rows.
         let python = Some(median(|| python_sends(n))?);
         row(
@@ -62,12 +62,9 @@ fn main() -> Result<()> {
     }
     let n = 2_000 / scale;
     if wanted("claim + ack") {
-        row(
-            &format!("claim + ack ×{n}"),
-            median(|| native_claim_ack(n))?,
-            median(|| component_claim_ack(n))?,
-            None,
-        );
+        let (native, component) =
+            paired_medians(|| native_claim_ack(n), || component_claim_ack(n))?;
+        row(&format!("claim + ack ×{n}"), native, component, None);
     }
     for size in [1_000, 100_000 / scale] {
         if !wanted("peek receive") {
@@ -97,8 +94,7 @@ fn main() -> Result<()> {
     }
     let n = 1_000 / scale;
     if wanted("plugin runner") {
-        let native = median(|| native_handler(n))?;
-        let plugin = median(|| plugin_runner(n))?;
+        let (native, plugin) = paired_medians(|| native_handler(n), || plugin_runner(n))?;
         println!(
             "| plugin runner, trivial handler ×{n} | {:.0}/s | {:.0}/s | {:.2}× the rate | - | - |",
             n as f64 / native.as_secs_f64(),
@@ -180,25 +176,25 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
     Ok(())
 }
 
-/// Runs a command to its end (output discarded) and returns its peak
-/// resident memory in KiB, from the kernel's accounting of the child.
+/// Runs a command to its end (output discarded) under GNU time and returns
+/// its peak resident memory in KiB. Not measured from this process: a child
+/// started from it inherits this process's own high-water mark at exec.
 fn peak_rss(command: &mut Command) -> Result<u64> {
-    let child = command
+    let mut timed = Command::new("/usr/bin/time");
+    timed.args(["-f", "%M"]).arg(command.get_program());
+    timed.args(command.get_args());
+    let output = timed
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid out-parameter; the pid is our child's.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    if pid < 0 {
-        bail!("wait4: {}", std::io::Error::last_os_error());
+        .output()
+        .context("run /usr/bin/time (GNU time) for the memory rows")?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("{command:?} failed: {stderr}");
     }
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("{command:?} failed (status {status})");
-    }
-    // Linux reports ru_maxrss in KiB.
-    Ok(usage.ru_maxrss as u64)
+    let last = stderr.lines().last().unwrap_or_default();
+    last.trim()
+        .parse()
+        .with_context(|| format!("GNU time printed {last:?}"))
 }
 
 /// A plugin fixture built beside this binary.
@@ -245,12 +241,15 @@ fn native_handler(n: usize) -> Result<Duration> {
     let queue = native_queue(&path);
     let start = Instant::now();
     loop {
-        let batch = queue.claim("sink", "w", 1, Duration::from_secs(600))?;
-        let Some(claimed) = batch.claimed.into_iter().next() else {
+        // As the runner does: 16 claimed at a time, each handled and acked.
+        let batch = queue.claim("sink", "w", 16, Duration::from_secs(600))?;
+        if batch.claimed.is_empty() {
             break;
-        };
-        std::hint::black_box(&claimed.message.payload);
-        queue.ack("sink", "w", &claimed.message.file)?;
+        }
+        for claimed in batch.claimed {
+            std::hint::black_box(&claimed.message.payload);
+            queue.ack("sink", "w", &claimed.message.file)?;
+        }
     }
     Ok(start.elapsed())
 }
@@ -344,6 +343,25 @@ fn fmt(d: Duration) -> String {
     } else {
         format!("{us:.0} µs")
     }
+}
+
+/// The medians of `RUNS` runs of each of two rows, run in turns (a, b, a,
+/// b, ...): rows that write thousands of files leave the file system in a
+/// state (inodes to reuse, folders to trim) that the next run pays for, so
+/// each side must follow the other as often.
+fn paired_medians(
+    mut a: impl FnMut() -> Result<Duration>,
+    mut b: impl FnMut() -> Result<Duration>,
+) -> Result<(Duration, Duration)> {
+    let mut a_times = Vec::with_capacity(RUNS);
+    let mut b_times = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        a_times.push(a()?);
+        b_times.push(b()?);
+    }
+    a_times.sort();
+    b_times.sort();
+    Ok((a_times[RUNS / 2], b_times[RUNS / 2]))
 }
 
 fn median(mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {

@@ -14,6 +14,7 @@ mod javascript;
 mod library;
 mod plugins;
 mod python;
+mod readme;
 mod sandbox;
 mod tail;
 mod wasmtime_cli;

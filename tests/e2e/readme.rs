@@ -24,14 +24,23 @@ fn code_blocks(readme: &str, heading: &str) -> Vec<(String, String)> {
         .unwrap_or_else(|| panic!("the README has no section {heading:?}"));
     let level = heading.split(' ').next().unwrap();
     let body = &readme[start + heading.len() + 2..];
-    // The section ends at the next heading of the same or a higher level.
-    let end = body
-        .match_indices("\n#")
-        .find(|(at, _)| {
-            let hashes = body[at + 1..].chars().take_while(|c| *c == '#').count();
-            hashes <= level.len() && body[at + 1 + hashes..].starts_with(' ')
-        })
-        .map_or(body.len(), |(at, _)| at);
+    // The section ends at the next heading of the same or a higher level,
+    // outside code blocks (where `# ` starts a comment).
+    let mut end = body.len();
+    let mut offset = 0;
+    let mut in_code = false;
+    for line in body.split_inclusive('\n') {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            let hashes = line.chars().take_while(|c| *c == '#').count();
+            if hashes <= level.len() && line[hashes..].starts_with(' ') {
+                end = offset;
+                break;
+            }
+        }
+        offset += line.len();
+    }
     let mut blocks = Vec::new();
     let mut lines = body[..end].lines();
     while let Some(line) = lines.next() {

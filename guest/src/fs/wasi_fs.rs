@@ -79,7 +79,10 @@ impl WasiFs {
                     PathFlags::empty(),
                     dir,
                     OpenFlags::DIRECTORY,
-                    DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
+                    // Not MUTATE_DIRECTORY: jco's preview2-shim refuses to
+                    // open with it, and wasmtime grants a folder opened
+                    // under a writable preopen its writes without it.
+                    DescriptorFlags::READ,
                 )
                 .map_err(to_io)?,
         );

@@ -2,31 +2,270 @@
 //! (inotify on Linux), polling where the file system gives none or gives
 //! them only for local changes (network file systems: another machine's
 //! writes raise no local notification).
+//!
+//! One [`Follow`] serves both `fmes watch` (one agent's mailbox) and
+//! `fmes tail` (every mailbox, including those made while it runs).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use fmes_queue::names::{agent_of_mailbox, mailbox_dir};
 use notify::{RecursiveMode, Watcher};
 
-use crate::{Comm, Error, MalformedFile, Message};
+use crate::{Comm, Error, MalformedFile, Message, QueueError};
 
 /// Poll interval where the file system gives no notifications.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// What a watch reports.
+/// Which mailboxes a [`Follow`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mailboxes {
+    /// One agent's mailbox, which must exist when the follow starts.
+    One(String),
+    /// Every mailbox, including those made while the follow runs (`_COMM`
+    /// itself is watched for them).
+    All,
+}
+
+/// What a follow reports.
+#[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
-    /// A message that was not in the mailbox when last looked.
+    /// A message that was not in its mailbox when last looked.
     Message(&'a Message),
-    /// A file that is not a message (reported once per file name).
-    Malformed(&'a MalformedFile),
+    /// A file in `agent`'s mailbox that is not a message (reported once per
+    /// file name, while it stays).
+    Malformed {
+        agent: &'a str,
+        file: &'a MalformedFile,
+    },
+    /// A look is done: at every followed mailbox, or at the files the
+    /// notifications named. `mailboxes` were followed at the last whole look.
+    Looked { mailboxes: usize },
+}
+
+/// Following mailboxes: which, what to report, and how to learn of changes.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub mailboxes: Mailboxes,
+    /// Only messages of this type.
+    pub message_type: Option<String>,
+    /// Report the messages already waiting first, not only those that arrive.
+    pub include_waiting: bool,
+    /// Poll even where notifications are available.
+    pub poll: bool,
+}
+
+impl Follow {
+    /// Calls `on_event` for each message that arrives in the mailboxes, until
+    /// `on_event` fails (its error is returned) or the follow does.
+    ///
+    /// The first look, and any change the notifications do not name (a
+    /// mailbox made or removed, an overflow, polling), reads every followed
+    /// mailbox whole; otherwise only the files named are read. Files that are
+    /// not messages are reported before the messages of the same look. New
+    /// messages of one look are reported in delivery order when following one
+    /// mailbox, and in order of their send time when following all (delivery
+    /// order is a mailbox's own). Each look ends with [`Event::Looked`].
+    pub fn run<E: From<Error>>(
+        &self,
+        comm: &mut Comm,
+        mut on_event: impl FnMut(Event<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let all = self.mailboxes == Mailboxes::All;
+        let root = comm.dir().to_path_buf();
+        // Per mailbox, by lower-case agent (as notifications name it).
+        let mut followed: HashMap<String, Mailbox> = HashMap::new();
+        let (dir, roots) = match &self.mailboxes {
+            Mailboxes::One(agent) => {
+                // Fails early, with the usual errors, for a bad or unknown agent.
+                comm.peek(agent)?;
+                let mailbox = Mailbox::new(agent, true);
+                followed.insert(agent.to_ascii_lowercase(), mailbox);
+                (root.join(mailbox_dir(agent)), Vec::new())
+            }
+            // The watcher may name _COMM as given or as its real path.
+            Mailboxes::All => {
+                let roots = std::iter::once(root.clone()).chain(std::fs::canonicalize(&root));
+                (root.clone(), roots.collect())
+            }
+        };
+        // Watch before the first look, so nothing sent in between is missed:
+        // the one mailbox, or _COMM for new mailboxes (and each mailbox as a
+        // look finds it).
+        let (mut watcher, woken) = start_watcher(&dir, roots, self.poll)?;
+
+        let mut look = true;
+        let mut first = true;
+        let mut appeared: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut complete: HashSet<(String, String)> = HashSet::new();
+        let mut mailboxes = 0;
+        loop {
+            let mut new_messages = Vec::new();
+            if look {
+                // Every mailbox: at the start, and when the watcher could not
+                // say what changed.
+                let agents = match &self.mailboxes {
+                    Mailboxes::One(agent) => vec![agent.to_ascii_lowercase()],
+                    Mailboxes::All => comm.agents()?,
+                };
+                mailboxes = agents.len();
+                for agent in &agents {
+                    let mailbox = followed
+                        .entry(agent.clone())
+                        .or_insert_with(|| Mailbox::new(agent, false));
+                    // A mailbox removed since the listing is simply not watched.
+                    if !mailbox.watched
+                        && watch_dir(&mut *watcher, &root.join(mailbox_dir(agent))).is_ok()
+                    {
+                        mailbox.watched = true;
+                    }
+                }
+                followed.retain(|agent, _| agents.contains(agent));
+                // After the first look, whatever was not there before is new
+                // (all of a mailbox made since).
+                let report = !first || self.include_waiting;
+                first = false;
+                for agent in &agents {
+                    let Some(mailbox) = followed.get_mut(agent) else {
+                        continue;
+                    };
+                    let message_type = self.message_type.as_deref();
+                    let received = match comm.receive(&mailbox.name, message_type, None) {
+                        Ok(received) => received,
+                        // Removed since the listing.
+                        Err(Error::Queue(QueueError::UnknownAgent { .. })) if all => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    // Bad files first: whoever sees a message printed knows every
+                    // bad file that was there before it has been reported.
+                    for file in &received.malformed {
+                        if !mailbox.seen_malformed.contains(&file.file) {
+                            let agent = &mailbox.name;
+                            on_event(Event::Malformed { agent, file })?;
+                        }
+                    }
+                    mailbox.seen_malformed =
+                        received.malformed.into_iter().map(|bad| bad.file).collect();
+                    let mut current = HashSet::with_capacity(received.messages.len());
+                    for message in received.messages {
+                        current.insert(message.file.clone());
+                        if report && !mailbox.seen.contains(&message.file) {
+                            new_messages.push(message);
+                        }
+                    }
+                    mailbox.seen = current;
+                }
+            } else {
+                // Only the files the notifications named.
+                for (agent, files) in appeared.iter().filter(|(_, files)| !files.is_empty()) {
+                    let name = followed.get(agent).map_or(agent, |mailbox| &mailbox.name);
+                    let received = match comm.read(name, files) {
+                        Ok(received) => received,
+                        Err(Error::Queue(QueueError::UnknownAgent { .. })) if all => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    let mailbox = followed
+                        .entry(agent.clone())
+                        .or_insert_with(|| Mailbox::new(agent, false));
+                    for file in &received.malformed {
+                        // A file still being written (created, not yet closed)
+                        // is not reported: its close will bring it back, complete.
+                        if complete.contains(&(agent.clone(), file.file.clone()))
+                            && mailbox.seen_malformed.insert(file.file.clone())
+                        {
+                            let agent = &mailbox.name;
+                            on_event(Event::Malformed { agent, file })?;
+                        }
+                    }
+                    for message in received.messages {
+                        let wanted = self.message_type.as_deref();
+                        if wanted.is_none_or(|t| t == message.message_type)
+                            && mailbox.seen.insert(message.file.clone())
+                        {
+                            new_messages.push(message);
+                        }
+                    }
+                }
+            }
+            if all {
+                // Delivery order is a mailbox's own: across mailboxes, send time.
+                new_messages.sort_by(|a, b| (&a.timestamp, &a.file).cmp(&(&b.timestamp, &b.file)));
+            }
+            for message in &new_messages {
+                on_event(Event::Message(message))?;
+            }
+            on_event(Event::Looked { mailboxes })?;
+
+            // Wait for a change, then take every change so far in one go.
+            look = false;
+            appeared.clear();
+            complete.clear();
+            let change = woken
+                .recv()
+                .map_err(|_| Error::Watch("the file watcher stopped".into()))?;
+            for change in std::iter::once(change).chain(woken.try_iter()) {
+                match change {
+                    Change::Look => look = true,
+                    Change::Appeared {
+                        agent,
+                        file,
+                        closed,
+                    } => {
+                        if closed {
+                            complete.insert((agent.clone(), file.clone()));
+                        }
+                        let known = followed.get(&agent).is_some_and(|m| m.seen.contains(&file));
+                        let files = appeared.entry(agent).or_default();
+                        if !known && !files.contains(&file) {
+                            files.push(file);
+                        }
+                    }
+                    Change::Left { agent, file } => {
+                        if let Some(mailbox) = followed.get_mut(&agent) {
+                            mailbox.seen.remove(&file);
+                            mailbox.seen_malformed.remove(&file);
+                        }
+                        if let Some(files) = appeared.get_mut(&agent) {
+                            files.retain(|f| *f != file);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A followed mailbox.
+struct Mailbox {
+    /// The agent as given (for one mailbox) or listed.
+    name: String,
+    /// Whether the watcher watches it (a failed watch is tried again at the
+    /// next whole look).
+    watched: bool,
+    /// Files reported (messages) or reported as not messages, while they stay.
+    seen: HashSet<String>,
+    seen_malformed: HashSet<String>,
+}
+
+impl Mailbox {
+    fn new(agent: &str, watched: bool) -> Mailbox {
+        Mailbox {
+            name: agent.to_string(),
+            watched,
+            seen: HashSet::new(),
+            seen_malformed: HashSet::new(),
+        }
+    }
 }
 
 /// Calls `on_event` for each message that arrives in `agent`'s mailbox
 /// (of `message_type`, if given), in delivery order, until `on_event` returns
 /// `false` or an error occurs. With `include_waiting`, messages already
 /// waiting are reported first. With `poll`, the mailbox is polled even where
-/// notifications are available.
+/// notifications are available. A [`Follow`] of [`Mailboxes::One`]: each
+/// look ends with an [`Event::Looked`], which `on_event` may ignore.
 pub fn watch(
     comm: &mut Comm,
     agent: &str,
@@ -35,28 +274,41 @@ pub fn watch(
     poll: bool,
     mut on_event: impl FnMut(Event<'_>) -> bool,
 ) -> Result<(), Error> {
-    // Fails early, with the usual errors, for a bad or unknown agent.
-    comm.peek(agent)?;
-    let mailbox = comm.dir().join(fmes_queue::names::mailbox_dir(agent));
+    let follow = Follow {
+        mailboxes: Mailboxes::One(agent.to_string()),
+        message_type: message_type.map(str::to_string),
+        include_waiting,
+        poll,
+    };
+    // Stopped by `on_event` (`None`) or by an error.
+    let run = follow.run(comm, |event| on_event(event).then_some(()).ok_or(None));
+    run.or_else(|stop: Option<Error>| stop.map_or(Ok(()), Err))
+}
 
-    // Watch before the first look, so nothing sent in between is missed.
+/// Watches `dir`, natively where it can, else by polling; its changes
+/// arrive on the receiver. `roots` are _COMM's names where `dir` is _COMM.
+fn start_watcher(
+    dir: &Path,
+    roots: Vec<PathBuf>,
+    poll: bool,
+) -> Result<(Box<dyn Watcher>, mpsc::Receiver<Change>), Error> {
     let (wake, woken) = mpsc::channel::<Change>();
     let notified = wake.clone();
-    let native = if poll || is_network_file_system(&mailbox) {
+    let native = if poll || is_network_file_system(dir) {
         None
     } else {
         notify::recommended_watcher(move |event| {
-            for change in changes(event) {
+            for change in changes(&roots, event) {
                 let _ = notified.send(change);
             }
         })
         .and_then(|mut watcher| {
-            watcher.watch(&mailbox, RecursiveMode::NonRecursive)?;
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
             Ok(watcher)
         })
         .ok()
     };
-    let _watcher: Box<dyn Watcher> = match native {
+    let watcher: Box<dyn Watcher> = match native {
         Some(watcher) => Box::new(watcher),
         None => {
             // Polling compares listings: any change means a whole look.
@@ -65,113 +317,43 @@ pub fn watch(
             };
             let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
             let mut watcher = notify::PollWatcher::new(handler, config)
-                .map_err(|e| Error::Watch(format!("{e}")))?;
-            watcher
-                .watch(&mailbox, RecursiveMode::NonRecursive)
-                .map_err(|e| Error::Watch(format!("{}: {e}", mailbox.display())))?;
+                .map_err(|e| Error::Watch(e.to_string()))?;
+            watch_dir(&mut watcher, dir)?;
             Box::new(watcher)
         }
     };
-
-    // Files reported (messages) or reported as not messages, while they stay.
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut seen_malformed: HashSet<String> = HashSet::new();
-    let mut look = true;
-    let mut first = true;
-    let mut appeared: Vec<String> = Vec::new();
-    let mut complete: HashSet<String> = HashSet::new();
-    loop {
-        if look {
-            // The whole mailbox: at the start, and when the watcher could not
-            // say what changed.
-            let received = comm.receive(agent, message_type, None)?;
-            // Bad files first: whoever sees a message printed knows every
-            // bad file that was there before it has been reported.
-            let mut current_malformed = HashSet::new();
-            for bad in &received.malformed {
-                current_malformed.insert(bad.file.clone());
-                if !seen_malformed.contains(&bad.file) && !on_event(Event::Malformed(bad)) {
-                    return Ok(());
-                }
-            }
-            seen_malformed = current_malformed;
-            let mut current = HashSet::with_capacity(received.messages.len());
-            for message in &received.messages {
-                let new = !seen.contains(&message.file);
-                current.insert(message.file.clone());
-                if new && (!first || include_waiting) && !on_event(Event::Message(message)) {
-                    return Ok(());
-                }
-            }
-            seen = current;
-            first = false;
-        } else if !appeared.is_empty() {
-            // Only the files the notifications named.
-            let received = comm.read(agent, &appeared)?;
-            for bad in &received.malformed {
-                // A file still being written (created, not yet closed) is not
-                // reported: its close will bring it back, complete.
-                if complete.contains(&bad.file)
-                    && seen_malformed.insert(bad.file.clone())
-                    && !on_event(Event::Malformed(bad))
-                {
-                    return Ok(());
-                }
-            }
-            for message in &received.messages {
-                if message_type.is_some_and(|t| t != message.message_type) {
-                    continue;
-                }
-                if seen.insert(message.file.clone()) && !on_event(Event::Message(message)) {
-                    return Ok(());
-                }
-            }
-        }
-
-        // Wait for a change, then take every change so far in one go.
-        look = false;
-        appeared.clear();
-        complete.clear();
-        let change = woken
-            .recv()
-            .map_err(|_| Error::Watch("the file watcher stopped".into()))?;
-        for change in std::iter::once(change).chain(woken.try_iter()) {
-            match change {
-                Change::Look => look = true,
-                Change::Appeared { file, closed } => {
-                    if closed {
-                        complete.insert(file.clone());
-                    }
-                    if !seen.contains(&file) && !appeared.contains(&file) {
-                        appeared.push(file);
-                    }
-                }
-                Change::Left(file) => {
-                    seen.remove(&file);
-                    seen_malformed.remove(&file);
-                    appeared.retain(|f| *f != file);
-                }
-            }
-        }
-    }
+    Ok((watcher, woken))
 }
 
-/// What a change notification means for the watcher.
+fn watch_dir(watcher: &mut dyn Watcher, dir: &Path) -> Result<(), Error> {
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| Error::Watch(format!("{}: {e}", dir.display())))
+}
+
+/// What a change notification means for the follow.
 enum Change {
-    /// Something changed that the notification does not name: look at the
-    /// whole mailbox.
+    /// Something changed that the notification does not name (or a mailbox
+    /// was made or removed): look at every followed mailbox.
     Look,
-    /// A `*.json` file appeared or changed; `closed` once its writer closed
-    /// it or moved it into place (a file just created may still be empty).
-    Appeared { file: String, closed: bool },
-    /// A `*.json` file left the mailbox.
-    Left(String),
+    /// A `*.json` file appeared or changed in an agent's mailbox; `closed`
+    /// once its writer closed it or moved it into place (a file just created
+    /// may still be empty).
+    Appeared {
+        agent: String,
+        file: String,
+        closed: bool,
+    },
+    /// A `*.json` file left an agent's mailbox.
+    Left { agent: String, file: String },
 }
 
 /// What one notification means. A send makes four or five notifications
 /// (its temporary file is created, written, closed, linked, removed), of
 /// which only the link matters; reads and metadata changes are ignored.
-fn changes(event: notify::Result<notify::Event>) -> Vec<Change> {
+/// `roots` are _COMM's names where it is watched (empty when following one
+/// mailbox: then only that mailbox's files matter, not its own folder).
+fn changes(roots: &[PathBuf], event: notify::Result<notify::Event>) -> Vec<Change> {
     use notify::EventKind;
     use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
     let Ok(event) = event else {
@@ -180,7 +362,6 @@ fn changes(event: notify::Result<notify::Event>) -> Vec<Change> {
     if event.need_rescan() || event.paths.is_empty() {
         return vec![Change::Look];
     }
-    #[derive(Clone, Copy)]
     enum Meaning {
         Appeared { closed: bool },
         Left,
@@ -190,12 +371,11 @@ fn changes(event: notify::Result<notify::Event>) -> Vec<Change> {
     let meaning = match event.kind {
         // Linked or created in place: complete if linked, maybe empty if
         // created by a writer that fills the final name directly (Python's).
-        EventKind::Create(_) => Meaning::Appeared { closed: false },
-        EventKind::Modify(ModifyKind::Data(_)) => Meaning::Appeared { closed: false },
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-            Meaning::Appeared { closed: true }
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => {
+            Meaning::Appeared { closed: false }
         }
-        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Meaning::Appeared { closed: true },
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Meaning::Appeared { closed: true },
         EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
             Meaning::Left
         }
@@ -211,27 +391,46 @@ fn changes(event: notify::Result<notify::Event>) -> Vec<Change> {
     };
     let mut out = Vec::new();
     for path in &event.paths {
+        let parent = path.parent();
+        let in_root = parent.is_some_and(|parent| roots.iter().any(|root| root == parent));
+        let agent = parent
+            .filter(|_| !in_root)
+            .and_then(|parent| parent.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(agent_of_mailbox);
+        let Some(agent) = agent else {
+            // An entry of _COMM itself (the only other folder watched, when
+            // following all): a mailbox made or removed, maybe. Following one
+            // mailbox, an event of its own folder names no message.
+            if !roots.is_empty() && !matches!(meaning, Meaning::Nothing) {
+                return vec![Change::Look];
+            }
+            continue;
+        };
         // Only names a reader would take for a message (`*.json`, not
         // hidden, a valid file name).
         let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let is_message = fmes_queue::names::looks_like_message(file)
-            && fmes_queue::names::check_message_file(file).is_ok();
+        if !fmes_queue::names::looks_like_message(file)
+            || fmes_queue::names::check_message_file(file).is_err()
+        {
+            continue;
+        }
+        let file = file.to_string();
         match meaning {
-            _ if !is_message => {}
             Meaning::Appeared { closed } => out.push(Change::Appeared {
-                file: file.to_string(),
+                agent,
+                file,
                 closed,
             }),
-            Meaning::Left => out.push(Change::Left(file.to_string())),
+            Meaning::Left => out.push(Change::Left { agent, file }),
             Meaning::Nothing => {}
             Meaning::Look => return vec![Change::Look],
         }
     }
     out
 }
-
 /// True if `path` is on a file system whose change notifications miss
 /// other machines' writes (NFS, SMB/CIFS, FUSE, Ceph, 9P, AFS, ...).
 #[cfg(target_os = "linux")]

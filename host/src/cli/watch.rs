@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use super::progress::Progress;
 use super::{Context, output};
-use crate::watch::{self, Event};
+use crate::watch::{Event, Follow, Mailboxes};
 use fmes_queue::names::mailbox_dir;
 
 /// Print each new message for an agent as it arrives, until interrupted.
@@ -33,8 +33,6 @@ pub struct Args {
 
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut comm = context.open()?;
-    let mailbox = mailbox_dir(&args.agent);
-    let mut write_error = None;
     // A status line on a terminal (stderr), redrawn below each message.
     let mut printed = 0u64;
     let status = |printed: u64| {
@@ -45,43 +43,31 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         )
     };
     let progress = Progress::status(context.progress_wanted(), status(0));
-    watch::watch(
-        &mut comm,
-        &args.agent,
-        args.message_type.as_deref(),
-        args.waiting,
-        args.poll,
-        |event| {
-            let written = match event {
-                Event::Message(message) => {
-                    printed += 1;
-                    let written = progress.suspend(|| {
-                        let mut out = std::io::stdout().lock();
-                        output::write_message(&mut out, message, context.json)
-                            .and_then(|()| if context.json { Ok(()) } else { writeln!(out) })
-                            .and_then(|()| out.flush())
-                    });
-                    progress.set(status(printed));
-                    written
-                }
-                Event::Malformed(bad) => {
-                    progress.suspend(|| {
-                        output::warn_malformed(&mailbox, std::slice::from_ref(bad));
-                    });
-                    Ok(())
-                }
-            };
-            match written {
-                Ok(()) => true,
-                Err(e) => {
-                    write_error = Some(e);
-                    false
-                }
+    let follow = Follow {
+        mailboxes: Mailboxes::One(args.agent.clone()),
+        message_type: args.message_type.clone(),
+        include_waiting: args.waiting,
+        poll: args.poll,
+    };
+    follow.run(&mut comm, |event| -> anyhow::Result<()> {
+        match event {
+            Event::Message(message) => {
+                printed += 1;
+                let written = progress.suspend(|| {
+                    let mut out = std::io::stdout().lock();
+                    output::write_message(&mut out, message, context.json)
+                        .and_then(|()| if context.json { Ok(()) } else { writeln!(out) })
+                        .and_then(|()| out.flush())
+                });
+                progress.set(status(printed));
+                written?;
             }
-        },
-    )?;
-    match write_error {
-        Some(e) => Err(e.into()),
-        None => Ok(ExitCode::SUCCESS),
-    }
+            Event::Malformed { agent, file } => progress.suspend(|| {
+                output::warn_malformed(&mailbox_dir(agent), std::slice::from_ref(file));
+            }),
+            Event::Looked { .. } => {}
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -102,9 +102,6 @@ fn main() -> Result<()> {
             native.as_secs_f64() / plugin.as_secs_f64()
         );
     }
-    if wanted("peak memory") {
-        memory_rows(&fmes_bin, scale)?;
-    }
     if wanted("watch") {
         let (p50, p99) = watch_latency(&fmes_bin, 200 / scale)?;
         println!(
@@ -113,6 +110,9 @@ fn main() -> Result<()> {
             fmt(p50),
             fmt(p99)
         );
+    }
+    if wanted("peak memory") {
+        memory_rows(&fmes_bin, scale)?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! A message back in the mailbox after a delivery is named `{stem}~{n}.json`,
 //! which keeps its place in the order and its delivery count.
 
+use std::collections::BinaryHeap;
 use std::io::ErrorKind;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -159,37 +160,80 @@ impl<F: FileSystem> Queue<F> {
         if limit == 0 {
             return Ok(batch);
         }
-        let entries = self
-            .fs
-            .list(&mailbox)
-            .map_err(|e| QueueError::io("list", &mailbox, e))?;
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let expires_ms = now_ms().saturating_add(lease_ms);
+        let limit = limit as usize;
+        // First keep only the first `limit` names in order while listing, so a
+        // huge mailbox is neither held nor sorted whole; list again in full
+        // only if some of those were taken by another claimer or were not
+        // messages, and names were left out.
+        let short = self.claim_pass(
+            &mailbox,
+            consumer,
+            limit,
+            expires_ms,
+            Some(limit),
+            &mut batch,
+        )?;
+        if short {
+            self.claim_pass(&mailbox, consumer, limit, expires_ms, None, &mut batch)?;
+        }
+        self.sync(&inflight)?;
+        self.sync(&mailbox)?;
+        Ok(batch)
+    }
+
+    /// One listing of a claim: moves the files that are not messages to the
+    /// dead letters and claims messages in order into `batch` up to `limit`,
+    /// keeping at most `keep` names from the listing (all with `None`). True
+    /// if the batch is short while names were left out: another pass can
+    /// fill it.
+    fn claim_pass(
+        &self,
+        mailbox: &str,
+        consumer: &str,
+        limit: usize,
+        expires_ms: u64,
+        keep: Option<usize>,
+        batch: &mut ClaimBatch,
+    ) -> Result<bool, QueueError> {
+        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
         // Order keys: from the name where fmes wrote it, else from the file.
         // Files that are not messages come first, to be moved out of the way.
         let mut bad: Vec<(String, String)> = Vec::new();
-        let mut candidates: Vec<OrderKey> = Vec::new();
-        for entry in entries {
-            if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
-                continue;
-            }
-            if entry.kind != EntryKind::File {
-                let reason = format!("is {}, not a regular file", describe_kind(entry.kind));
-                bad.push((entry.name, reason));
-                continue;
-            }
-            if let Some(key) = message::key_from_fmes_name(&entry.name) {
+        let mut candidates: BinaryHeap<OrderKey> = BinaryHeap::new();
+        let mut dropped = false;
+        self.fs
+            .for_each_entry(mailbox, &mut |entry| {
+                if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
+                    return;
+                }
+                let key = if entry.kind != EntryKind::File {
+                    let reason = format!("is {}, not a regular file", describe_kind(entry.kind));
+                    bad.push((entry.name, reason));
+                    return;
+                } else if let Some(key) = message::key_from_fmes_name(&entry.name) {
+                    key
+                } else {
+                    match self.read_message(mailbox, &entry.name) {
+                        Some(Ok((_, key))) => key,
+                        Some(Err(malformed)) => {
+                            bad.push((entry.name, malformed.reason));
+                            return;
+                        }
+                        None => return,
+                    }
+                };
                 candidates.push(key);
-                continue;
-            }
-            match self.read_message(&mailbox, &entry.name) {
-                Some(Ok((_, key))) => candidates.push(key),
-                Some(Err(malformed)) => bad.push((entry.name, malformed.reason)),
-                None => {}
-            }
-        }
-        candidates.sort();
+                // The largest key goes: it cannot be among the first.
+                if keep.is_some_and(|k| candidates.len() > k) {
+                    candidates.pop();
+                    dropped = true;
+                }
+            })
+            .map_err(|e| QueueError::io("list", mailbox, e))?;
+        let candidates = candidates.into_sorted_vec();
 
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-        let expires_ms = now_ms().saturating_add(lease_ms);
         for (file, reason) in bad {
             // Claimed first (one rename), so only one claimer moves it.
             let (stem, deliveries) = split_deliveries(&file);
@@ -199,13 +243,13 @@ impl<F: FileSystem> Queue<F> {
                 expires_ms,
                 consumer: consumer.to_string(),
             };
-            if self.take(&mailbox, &file, &claim)? {
-                self.dead_letter(&mailbox, &claim, &reason)?;
+            if self.take(mailbox, &file, &claim)? {
+                self.dead_letter(mailbox, &claim, &reason)?;
                 batch.dead_lettered.push(MalformedFile { file, reason });
             }
         }
         for key in candidates {
-            if batch.claimed.len() as u32 >= limit {
+            if batch.claimed.len() >= limit {
                 break;
             }
             let (stem, deliveries) = split_deliveries(&key.file);
@@ -215,7 +259,7 @@ impl<F: FileSystem> Queue<F> {
                 expires_ms,
                 consumer: consumer.to_string(),
             };
-            if !self.take(&mailbox, &key.file, &claim)? {
+            if !self.take(mailbox, &key.file, &claim)? {
                 continue;
             }
             match self.read_message(&inflight, &claim.file_name()) {
@@ -228,7 +272,7 @@ impl<F: FileSystem> Queue<F> {
                     });
                 }
                 Some(Err(malformed)) => {
-                    self.dead_letter(&mailbox, &claim, &malformed.reason)?;
+                    self.dead_letter(mailbox, &claim, &malformed.reason)?;
                     batch.dead_lettered.push(MalformedFile {
                         file: key.file,
                         reason: malformed.reason,
@@ -237,9 +281,7 @@ impl<F: FileSystem> Queue<F> {
                 None => {}
             }
         }
-        self.sync(&inflight)?;
-        self.sync(&mailbox)?;
-        Ok(batch)
+        Ok(dropped && batch.claimed.len() < limit)
     }
 
     /// Done with a claimed message: it is archived. Returns its name in `ARCHIVE/`.

@@ -254,3 +254,41 @@ fn receive_with_a_limit_returns_the_first_messages_even_past_bad_files() {
     }
     assert_eq!(q.peek("b").unwrap(), 13);
 }
+
+#[test]
+fn claim_with_a_limit_fills_the_batch_past_bad_files_in_order() {
+    let (dir, q) = setup(&["a", "b"]);
+    let mailbox = dir.path().join("To_B");
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(q.send(&SendRequest::new("a", "b", i.to_string())).unwrap());
+    }
+    // fmes names that sort first, over files that are not messages: a claim
+    // of 3 takes them first (to the dead letters) and must still claim 3.
+    for bad in [
+        "5_20000101_000000.000000000Z_a_TASK_000000000000.json",
+        "5_20000101_000000.000000001Z_a_TASK_000000000000.json",
+    ] {
+        std::fs::write(mailbox.join(bad), "{").unwrap();
+    }
+    let batch = q.claim("b", "w", 3, Duration::from_secs(60)).unwrap();
+    let claimed: Vec<&str> = batch
+        .claimed
+        .iter()
+        .map(|c| c.message.file.as_str())
+        .collect();
+    let expected: Vec<&str> = sent[..3].iter().map(|m| m.file.as_str()).collect();
+    assert_eq!(claimed, expected);
+    assert_eq!(batch.dead_lettered.len(), 2);
+    // The rest, in order, in batches of 4: nothing skipped or repeated.
+    let mut rest = Vec::new();
+    loop {
+        let batch = q.claim("b", "w", 4, Duration::from_secs(60)).unwrap();
+        if batch.claimed.is_empty() {
+            break;
+        }
+        rest.extend(batch.claimed.into_iter().map(|c| c.message.file));
+    }
+    let expected: Vec<String> = sent[3..].iter().map(|m| m.file.clone()).collect();
+    assert_eq!(rest, expected);
+}

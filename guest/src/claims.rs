@@ -69,9 +69,10 @@ pub struct RecoverReport {
     pub removed_temporary: u32,
 }
 
-/// A parsed `.inflight/` entry name.
+/// A parsed `.inflight/` entry name:
+/// `{stem}~{deliveries}~{lease expiry, ms since 1970}~{consumer}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ClaimName {
+pub struct ClaimName {
     pub stem: String,
     pub deliveries: u32,
     pub expires_ms: u64,

@@ -216,22 +216,27 @@ fn an_unreadable_comm_is_an_error() {
     assert!(matches!(err, QueueError::Io(_)), "{err}");
 }
 
-#[test]
-fn receive_with_a_limit_returns_the_first_messages_even_past_bad_files() {
+/// Mailbox `b` with ten messages from `a`, and before them in delivery order
+/// two files that are not messages under fmes names that sort first.
+fn ten_messages_after_two_bad_files() -> (tempfile::TempDir, Queue<StdFs>, Vec<crate::Message>) {
     let (dir, q) = setup(&["a", "b"]);
-    let mailbox = dir.path().join("To_B");
-    let mut sent = Vec::new();
-    for i in 0..10 {
-        sent.push(q.send(&SendRequest::new("a", "b", i.to_string())).unwrap());
-    }
-    // The first two in order are not messages, with fmes names that sort
-    // first; a Python-named message sorts between the fifth and sixth.
+    let sent: Vec<_> = (0..10)
+        .map(|i| q.send(&SendRequest::new("a", "b", i.to_string())).unwrap())
+        .collect();
     for bad in [
         "5_20000101_000000.000000000Z_a_TASK_000000000000.json",
         "5_20000101_000000.000000001Z_a_TASK_000000000000.json",
     ] {
-        std::fs::write(mailbox.join(bad), "{").unwrap();
+        std::fs::write(dir.path().join("To_B").join(bad), "{").unwrap();
     }
+    (dir, q, sent)
+}
+
+#[test]
+fn receive_with_a_limit_returns_the_first_messages_even_past_bad_files() {
+    let (dir, q, sent) = ten_messages_after_two_bad_files();
+    let mailbox = dir.path().join("To_B");
+    // A Python-named message sorts between the fifth and sixth.
     let between = &sent[5].timestamp;
     std::fs::write(
         mailbox.join("5_20991231_235959_py_TASK.json"),
@@ -257,20 +262,9 @@ fn receive_with_a_limit_returns_the_first_messages_even_past_bad_files() {
 
 #[test]
 fn claim_with_a_limit_fills_the_batch_past_bad_files_in_order() {
-    let (dir, q) = setup(&["a", "b"]);
-    let mailbox = dir.path().join("To_B");
-    let mut sent = Vec::new();
-    for i in 0..10 {
-        sent.push(q.send(&SendRequest::new("a", "b", i.to_string())).unwrap());
-    }
-    // fmes names that sort first, over files that are not messages: a claim
-    // of 3 takes them first (to the dead letters) and must still claim 3.
-    for bad in [
-        "5_20000101_000000.000000000Z_a_TASK_000000000000.json",
-        "5_20000101_000000.000000001Z_a_TASK_000000000000.json",
-    ] {
-        std::fs::write(mailbox.join(bad), "{").unwrap();
-    }
+    // A claim of 3 takes the bad files first (to the dead letters) and must
+    // still claim 3.
+    let (_dir, q, sent) = ten_messages_after_two_bad_files();
     let batch = q.claim("b", "w", 3, Duration::from_secs(60)).unwrap();
     let claimed: Vec<&str> = batch
         .claimed

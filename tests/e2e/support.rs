@@ -1,8 +1,10 @@
 //! Shared helpers: temporary `_COMM` folders, a shared runtime, and the CLI.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
 
 use fmes::{Comm, Limits, Runtime};
 
@@ -128,4 +130,55 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
         .collect()
+}
+
+/// A running command (`fmes watch`, `fmes tail`) whose stdout lines arrive
+/// on a channel as it prints them.
+pub struct Running {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `command` with no stdin and its stdout and stderr piped.
+    pub fn start(mut command: Command) -> Running {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next line; a command that prints nothing for a minute is broken
+    /// (this bounds the test, it measures nothing).
+    pub fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = self.child.kill();
+                let mut stderr = String::new();
+                let _ =
+                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr);
+                panic!("no line printed ({e:?}); stderr:\n{stderr}");
+            }
+        }
+    }
+
+    /// Stops it; returns its stderr.
+    pub fn stop(mut self) -> String {
+        self.child.kill().unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
 }

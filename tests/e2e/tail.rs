@@ -1,68 +1,23 @@
 //! `fmes tail`: every mailbox's new messages, one line each, colored only
 //! where that is wanted.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Stdio;
 
 use fmes::SendRequest;
 
 use crate::cli_extras::Terminal;
 use crate::support::*;
 
-/// A running `fmes tail` whose stdout lines arrive on a channel.
-struct Tail {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Tail {
-    fn start(comm: &TempComm, args: &[&str], env: &[(&str, &str)]) -> Tail {
-        let mut child = comm
-            .fmes()
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env_remove("NO_COLOR")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line.unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Tail { child, lines }
-    }
-
-    /// The next line; a tail that prints nothing for a minute is broken
-    /// (this bounds the test, it measures nothing).
-    fn next_line(&mut self) -> String {
-        match self.lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = self.child.kill();
-                let mut stderr = String::new();
-                let _ =
-                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr);
-                panic!("tail printed no line ({e:?}); its stderr:\n{stderr}");
-            }
-        }
-    }
-
-    /// Stops it; returns its stderr.
-    fn stop(mut self) -> String {
-        self.child.kill().unwrap();
-        let output = self.child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
+/// `fmes --comm <comm> ARGS...` with `env`, running (without the test
+/// runner's own `RUST_LOG` or `NO_COLOR`).
+fn start_tail(comm: &TempComm, args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut command = comm.fmes();
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied());
+    Running::start(command)
 }
 
 /// True if the text holds an SGR (color or style) escape sequence,
@@ -83,7 +38,7 @@ fn piped_tail_is_plain_and_follows_every_mailbox() {
     let mut q = comm.open();
     q.send(&SendRequest::new("a", "b", r#"{"task": "first"}"#).with_priority(2))
         .unwrap();
-    let mut tail = Tail::start(&comm, &["tail", "--waiting"], &[]);
+    let mut tail = start_tail(&comm, &["tail", "--waiting"], &[]);
     let first = tail.next_line();
     assert!(
         first.ends_with(r#" [2] a → b TASK {"task":"first"}"#),
@@ -118,7 +73,7 @@ fn color_always_colors_by_priority_and_never_does_not() {
     q.send(&SendRequest::new("a", "b", "2").with_priority(5))
         .unwrap();
     // --color always wins over NO_COLOR, which is for the automatic choice.
-    let mut tail = Tail::start(
+    let mut tail = start_tail(
         &comm,
         &["tail", "--waiting", "--color", "always"],
         &[("NO_COLOR", "1")],
@@ -133,7 +88,7 @@ fn color_always_colors_by_priority_and_never_does_not() {
     assert!(normal.contains(" [5] a → b TASK 2"), "{normal:?}");
     tail.stop();
 
-    let mut tail = Tail::start(&comm, &["tail", "--waiting", "--color", "never"], &[]);
+    let mut tail = start_tail(&comm, &["tail", "--waiting", "--color", "never"], &[]);
     assert!(!has_sgr(&tail.next_line()));
     tail.stop();
 
@@ -168,7 +123,7 @@ fn json_tail_prints_the_stored_messages() {
         .open()
         .send(&SendRequest::new("a", "b", r#"{"n": 1}"#))
         .unwrap();
-    let mut tail = Tail::start(&comm, &["--json", "tail", "--waiting"], &[]);
+    let mut tail = start_tail(&comm, &["--json", "tail", "--waiting"], &[]);
     let line = json_lines(&tail.next_line()).remove(0);
     assert_eq!(line["id"], sent.id.as_str());
     assert_eq!(line["file"], sent.file.as_str());
@@ -210,7 +165,7 @@ fn files_that_are_not_messages_are_named_once_on_stderr() {
     let mut q = comm.open();
     std::fs::write(comm.join("To_B/before.json"), "[]").unwrap();
     q.send(&SendRequest::new("a", "b", "1")).unwrap();
-    let mut tail = Tail::start(&comm, &["tail", "--waiting"], &[]);
+    let mut tail = start_tail(&comm, &["tail", "--waiting"], &[]);
     assert!(tail.next_line().ends_with(" a → b TASK 1"));
     // Written after the first look: read because a notification named it.
     std::fs::write(comm.join("To_B/after.json"), "not json").unwrap();
@@ -238,7 +193,7 @@ fn polling_tail_sees_new_messages() {
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();
     q.send(&SendRequest::new("a", "b", "1")).unwrap();
-    let mut tail = Tail::start(&comm, &["tail", "--waiting", "--poll"], &[]);
+    let mut tail = start_tail(&comm, &["tail", "--waiting", "--poll"], &[]);
     assert!(tail.next_line().ends_with(" a → b TASK 1"));
     q.send(&SendRequest::new("b", "a", "2")).unwrap();
     assert!(tail.next_line().ends_with(" b → a TASK 2"));

@@ -1,62 +1,16 @@
 //! `fmes watch`: messages printed as they arrive.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use fmes::SendRequest;
 
 use crate::support::*;
 
-/// A running `fmes watch` whose stdout lines arrive on a channel.
-struct Watcher {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Watcher {
-    fn start(comm: &TempComm, args: &[&str]) -> Watcher {
-        let mut child = comm
-            .fmes()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line.unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Watcher { child, lines }
-    }
-
-    /// The next line; a watcher that prints nothing for a minute is broken
-    /// (this bounds the test, it measures nothing).
-    fn next_line(&mut self) -> String {
-        match self.lines.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = self.child.kill();
-                let mut stderr = String::new();
-                let _ =
-                    std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr);
-                panic!("the watcher printed no line ({e:?}); its stderr:\n{stderr}");
-            }
-        }
-    }
-
-    fn stop(mut self) -> String {
-        self.child.kill().unwrap();
-        let output = self.child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
+/// `fmes --comm <comm> ARGS...`, running.
+fn watcher(comm: &TempComm, args: &[&str]) -> Running {
+    let mut command = comm.fmes();
+    command.args(args);
+    Running::start(command)
 }
 
 #[test]
@@ -66,7 +20,7 @@ fn watch_prints_each_new_message_as_json_lines() {
     let waiting = q
         .send(&SendRequest::new("a", "b", r#""already there""#))
         .unwrap();
-    let mut watcher = Watcher::start(&comm, &["--json", "watch", "b", "--waiting"]);
+    let mut watcher = watcher(&comm, &["--json", "watch", "b", "--waiting"]);
     let first = json_lines(&watcher.next_line()).remove(0);
     assert_eq!(first["id"], waiting.id.as_str());
     assert_eq!(first["file"], waiting.file.as_str());
@@ -95,7 +49,7 @@ fn watch_without_waiting_skips_old_messages_and_warns_about_bad_files() {
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();
     q.send(&SendRequest::new("a", "b", r#""old""#)).unwrap();
-    let mut watcher = Watcher::start(&comm, &["watch", "b", "--type", "TASK"]);
+    let mut watcher = watcher(&comm, &["watch", "b", "--type", "TASK"]);
     // Until the watcher has started, a new message might count as waiting;
     // keep sending until one is printed, then check that "old" never was.
     let mut printed = Vec::new();
@@ -146,7 +100,7 @@ fn watch_of_an_unknown_agent_fails_at_once() {
 fn watch_by_polling_sees_new_messages_too() {
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();
-    let mut watcher = Watcher::start(&comm, &["--json", "watch", "b", "--poll", "--waiting"]);
+    let mut watcher = watcher(&comm, &["--json", "watch", "b", "--poll", "--waiting"]);
     let sent = q.send(&SendRequest::new("a", "b", "1")).unwrap();
     let line = json_lines(&watcher.next_line()).remove(0);
     assert_eq!(line["id"], sent.id.as_str());
@@ -176,7 +130,7 @@ fn watch_waits_for_a_file_written_in_place_and_sees_files_moved_in() {
     use std::io::Write;
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();
-    let mut watcher = Watcher::start(&comm, &["--json", "watch", "b", "--waiting"]);
+    let mut watcher = watcher(&comm, &["--json", "watch", "b", "--waiting"]);
     // The watcher is up once it printed this.
     let ready = q.send(&SendRequest::new("a", "b", "0")).unwrap();
     assert!(watcher.next_line().contains(&ready.file));

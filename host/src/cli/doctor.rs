@@ -293,7 +293,7 @@ impl Doctor {
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64;
         for (name, _) in self.list(&inflight)? {
-            let Some(claim) = ClaimName::parse(&name) else {
+            let Some(claim) = fmes_queue::claims::ClaimName::parse(&name) else {
                 continue;
             };
             if claim.expires_ms <= now_ms {
@@ -435,33 +435,6 @@ enum Kind {
     Dir,
     Symlink,
     Other,
-}
-
-/// A claimed message's name in `.inflight/`:
-/// `{stem}~{deliveries}~{lease expiry, ms since 1970}~{consumer}` (the
-/// format of guest/src/claims.rs).
-struct ClaimName {
-    deliveries: u32,
-    expires_ms: u64,
-    consumer: String,
-}
-
-impl ClaimName {
-    fn parse(name: &str) -> Option<ClaimName> {
-        let mut parts = name.rsplitn(4, '~');
-        let consumer = parts.next()?;
-        let expires_ms = parts.next()?.parse().ok()?;
-        let deliveries = parts.next()?.parse().ok()?;
-        let stem = parts.next()?;
-        if stem.is_empty() || names::check_agent(consumer).is_err() {
-            return None;
-        }
-        Some(ClaimName {
-            deliveries,
-            expires_ms,
-            consumer: consumer.to_string(),
-        })
-    }
 }
 
 /// Which of read, write and enter this process may not do in a folder.

@@ -35,6 +35,13 @@ fn queue() -> Result<Queue<WasiFs>, crate::QueueError> {
     Ok(Queue::with_options(fs, OPTIONS.get()))
 }
 
+fn received(r: crate::Received) -> Received {
+    Received {
+        messages: r.messages.into_iter().map(Message::from).collect(),
+        malformed: r.malformed.into_iter().map(malformed).collect(),
+    }
+}
+
 fn malformed(m: crate::MalformedFile) -> MalformedFile {
     MalformedFile {
         file: m.file,
@@ -114,19 +121,15 @@ impl messages::Guest for Component {
         message_type: Option<String>,
         limit: Option<u32>,
     ) -> Result<Received, QueueError> {
-        let received = queue()?.receive(&agent, message_type.as_deref(), limit)?;
-        Ok(Received {
-            messages: received.messages.into_iter().map(Message::from).collect(),
-            malformed: received.malformed.into_iter().map(malformed).collect(),
-        })
+        Ok(received(queue()?.receive(
+            &agent,
+            message_type.as_deref(),
+            limit,
+        )?))
     }
 
     fn read(agent: String, files: Vec<String>) -> Result<Received, QueueError> {
-        let received = queue()?.read(&agent, &files)?;
-        Ok(Received {
-            messages: received.messages.into_iter().map(Message::from).collect(),
-            malformed: received.malformed.into_iter().map(malformed).collect(),
-        })
+        Ok(received(queue()?.read(&agent, &files)?))
     }
 
     fn peek(agent: String) -> Result<u32, QueueError> {

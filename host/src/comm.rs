@@ -160,10 +160,7 @@ impl Comm {
     /// order; files no longer there are left out.
     pub fn read(&mut self, agent: &str, files: &[String]) -> Result<Received, Error> {
         let received = self.call(|q, s| q.fmes_queue_messages().call_read(s, agent, files))?;
-        Ok(Received {
-            messages: received.messages.into_iter().map(into_message).collect(),
-            malformed: received.malformed.into_iter().map(into_malformed).collect(),
-        })
+        Ok(into_received(received))
     }
 
     /// Reads waiting messages in delivery order, and the files that are not messages.
@@ -177,10 +174,7 @@ impl Comm {
             q.fmes_queue_messages()
                 .call_receive(s, agent, message_type, limit)
         })?;
-        Ok(Received {
-            messages: received.messages.into_iter().map(into_message).collect(),
-            malformed: received.malformed.into_iter().map(into_malformed).collect(),
-        })
+        Ok(into_received(received))
     }
 
     /// Counts the messages waiting for an agent.
@@ -408,6 +402,13 @@ fn wit_options(options: Options) -> admin::Options {
         durable: options.durable,
         max_deliveries: options.max_deliveries,
         origin: options.origin,
+    }
+}
+
+fn into_received(r: messages::Received) -> Received {
+    Received {
+        messages: r.messages.into_iter().map(into_message).collect(),
+        malformed: r.malformed.into_iter().map(into_malformed).collect(),
     }
 }
 

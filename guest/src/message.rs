@@ -1,6 +1,10 @@
 //! Message files: building them, parsing them, and naming them so that a
 //! byte-wise sort of names is the delivery order.
 
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::clock::UtcNanos;
@@ -18,7 +22,7 @@ pub struct Message {
     pub payload: String,
     /// Name of the file inside the recipient's mailbox.
     pub file: String,
-    /// Compact JSON text of the whole stored object, extra fields included.
+    /// The file's text as stored (the writer's layout), extra fields included.
     pub raw: String,
 }
 
@@ -90,59 +94,76 @@ pub fn key_from_fmes_name(file: &str) -> Option<OrderKey> {
 }
 
 /// Parses a message file's bytes; the error says why it is not a message.
-pub fn parse(file: &str, bytes: &[u8]) -> Result<(Message, OrderKey), String> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))?;
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(object) = value else {
-        return Err(format!("not a JSON object but {}", kind_name(&value)));
-    };
-    let string = |field: &str| -> Result<String, String> {
-        match object.get(field) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(format!(
-                "field \"{field}\" must be a string, found {}",
-                kind_name(other)
-            )),
+///
+/// The file is parsed once, without building a tree: the known fields are
+/// taken as spans of the text (`payload` is its span with the whitespace
+/// between tokens removed, not a re-serialization; `raw` is the text itself),
+/// and other fields are checked and skipped. Reading a mailbox is mostly
+/// this, so it is worth not allocating a value per JSON node.
+pub fn parse(file: &str, bytes: Vec<u8>) -> Result<(Message, OrderKey), String> {
+    let text = String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8: invalid byte at offset {}",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let fields: StoredFields<'_> = serde_json::from_str(&text).map_err(|e| match e.classify() {
+        // Only the top level can be of the wrong type: every field is
+        // taken as raw JSON.
+        serde_json::error::Category::Data => {
+            format!("not a JSON object but {}", raw_kind_name(text.trim_start()))
+        }
+        _ => format!("not JSON: {e}"),
+    })?;
+    let string = |field: &str, value: Option<&RawValue>| -> Result<String, String> {
+        match value {
+            Some(raw) => serde_json::from_str::<String>(raw.get()).map_err(|_| {
+                format!(
+                    "field \"{field}\" must be a string, found {}",
+                    raw_kind_name(raw.get())
+                )
+            }),
             None => Err(format!("field \"{field}\" is missing")),
         }
     };
-    let id = string("id")?;
-    let from = string("from")?;
-    let to = string("to")?;
-    let message_type = string("type")?;
-    let timestamp = string("timestamp")?;
+    let id = string("id", fields.id)?;
+    let from = string("from", fields.from)?;
+    let to = string("to", fields.to)?;
+    let message_type = string("type", fields.message_type)?;
+    let timestamp = string("timestamp", fields.timestamp)?;
     // Writers other than fmes may use any integer; deliver what fits a u8
     // rather than lose it, ordered by its value.
-    let priority = match object.get("priority") {
-        Some(Value::Number(n)) => {
-            n.as_u64()
+    let priority = match fields.priority {
+        Some(raw) => match serde_json::from_str::<serde_json::Number>(raw.get()) {
+            Ok(n) => n
+                .as_u64()
                 .and_then(|p| u8::try_from(p).ok())
                 .ok_or_else(|| {
                     format!("field \"priority\" must be an integer from 0 to 255, found {n}")
-                })?
-        }
-        Some(other) => {
-            return Err(format!(
-                "field \"priority\" must be an integer, found {}",
-                kind_name(other)
-            ));
-        }
+                })?,
+            Err(_) => {
+                return Err(format!(
+                    "field \"priority\" must be an integer, found {}",
+                    raw_kind_name(raw.get())
+                ));
+            }
+        },
         None => return Err("field \"priority\" is missing".to_string()),
     };
     let sent = UtcNanos::parse_timestamp(&timestamp).ok_or_else(|| {
         format!("field \"timestamp\" is {timestamp:?}, not a UTC time YYYY-MM-DDTHH:MM:SSZ")
     })?;
-    let payload = object
-        .get("payload")
-        .ok_or_else(|| "field \"payload\" is missing".to_string())?
-        .to_string();
+    let payload = compact(
+        fields
+            .payload
+            .ok_or_else(|| "field \"payload\" is missing".to_string())?
+            .get(),
+    );
     let key = key_from_fmes_name(file).unwrap_or(OrderKey {
         priority,
         sent,
         file: file.to_string(),
     });
-    let raw = Value::Object(object).to_string();
     let message = Message {
         id,
         from,
@@ -152,19 +173,132 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<(Message, OrderKey), String> {
         timestamp,
         payload,
         file: file.to_string(),
-        raw,
+        raw: text,
     };
     Ok((message, key))
 }
 
-fn kind_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// The fields of a stored object that a reader uses, as spans of its text.
+/// A field given twice counts once, the last time (as Python's `json` and
+/// serde_json's `Value` read it).
+#[derive(Default)]
+struct StoredFields<'a> {
+    id: Option<&'a RawValue>,
+    from: Option<&'a RawValue>,
+    to: Option<&'a RawValue>,
+    message_type: Option<&'a RawValue>,
+    priority: Option<&'a RawValue>,
+    timestamp: Option<&'a RawValue>,
+    payload: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for StoredFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'a> {
+            type Value = StoredFields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = StoredFields::default();
+                while let Some(field) = map.next_key::<FieldName>()? {
+                    let slot = match field {
+                        FieldName::Id => &mut fields.id,
+                        FieldName::From => &mut fields.from,
+                        FieldName::To => &mut fields.to,
+                        FieldName::Type => &mut fields.message_type,
+                        FieldName::Priority => &mut fields.priority,
+                        FieldName::Timestamp => &mut fields.timestamp,
+                        FieldName::Payload => &mut fields.payload,
+                        FieldName::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(PhantomData))
+    }
+}
+
+/// A key of the stored object, told apart without allocating.
+enum FieldName {
+    Id,
+    From,
+    To,
+    Type,
+    Priority,
+    Timestamp,
+    Payload,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = FieldName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<FieldName, E> {
+                Ok(match key {
+                    "id" => FieldName::Id,
+                    "from" => FieldName::From,
+                    "to" => FieldName::To,
+                    "type" => FieldName::Type,
+                    "priority" => FieldName::Priority,
+                    "timestamp" => FieldName::Timestamp,
+                    "payload" => FieldName::Payload,
+                    _ => FieldName::Other,
+                })
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Valid JSON text without the whitespace between its tokens: the compact
+/// form of what a writer stored, its escapes and number spellings kept.
+pub fn compact(json: &str) -> String {
+    let bytes = json.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut run_start = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            out.extend_from_slice(&bytes[run_start..i]);
+            run_start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[run_start..]);
+    // Only ASCII whitespace bytes were left out of UTF-8 text.
+    String::from_utf8(out).expect("removing ASCII whitespace keeps UTF-8 valid")
+}
+
+/// What kind of JSON value a (valid) JSON text is, from its first byte.
+fn raw_kind_name(json: &str) -> &'static str {
+    match json.as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
@@ -221,11 +355,63 @@ mod tests {
         let mut object = new.to_object();
         object["reply_to"] = Value::from("abc");
         let file = new.file_name("0a0b0c0d");
-        let (message, key) = parse(&file, object.to_string().as_bytes()).unwrap();
+        let (message, key) = parse(&file, object.to_string().into_bytes()).unwrap();
         assert_eq!(message.timestamp, "2023-11-14T22:13:20Z");
         assert_eq!(message.payload, r#"{"k":"é"}"#);
         assert!(message.raw.contains(r#""reply_to":"abc""#));
         assert_eq!(key.sent, UtcNanos(1_700_000_000_000_000_000));
+    }
+
+    #[test]
+    fn payload_is_its_stored_text_made_compact_and_raw_the_whole_text() {
+        // As the Python writer stores it: indented, an escape, an extra field,
+        // a number spelled its own way, whitespace inside strings.
+        let stored = "{\n  \"id\": \"x\",\n  \"from\": \"a\",\n  \"to\": \"b\",\n  \"type\": \"TASK\",\n  \"priority\": 5,\n  \"timestamp\": \"2024-01-01T00:00:00Z\",\n  \"payload\": {\n    \"text\": \"two  spaces, a \\\" quote\\\\\",\n    \"n\": 1E2,\n    \"caf\\u00e9\": [\n      1,\n      2\n    ]\n  },\n  \"reply_to\": \"a\"\n}\n";
+        let (message, _) = parse("x.json", stored.as_bytes().to_vec()).unwrap();
+        assert_eq!(
+            message.payload,
+            r#"{"text":"two  spaces, a \" quote\\","n":1E2,"caf\u00e9":[1,2]}"#
+        );
+        assert_eq!(message.raw, stored);
+        let reread: Value = serde_json::from_str(&message.raw).unwrap();
+        assert_eq!(reread, serde_json::from_str::<Value>(stored).unwrap());
+    }
+
+    #[test]
+    fn a_field_given_twice_counts_the_last_time_and_escaped_keys_are_known() {
+        let stored = br#"{"id":"x","from":"a","\u0074o":"b","type":"T","priority":9,"priority":2,
+            "timestamp":"2024-01-01T00:00:00Z","payload":1,"payload":{"last":true}}"#;
+        let (message, key) = parse("x.json", stored.to_vec()).unwrap();
+        assert_eq!(message.to, "b");
+        assert_eq!((message.priority, key.priority), (2, 2));
+        assert_eq!(message.payload, r#"{"last":true}"#);
+    }
+
+    proptest::proptest! {
+        /// Compacting any writer's layout gives what serde_json writes
+        /// compactly for the same value.
+        #[test]
+        fn compact_of_pretty_text_is_the_compact_serialization(value in json_value()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(compact(&pretty), value.to_string());
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[ \t\n\"\\\\a-zé{}\\[\\],:]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+                proptest::collection::vec(("[ a-z\"\\\\]{0,6}", inner), 0..6)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]
@@ -249,7 +435,7 @@ mod tests {
             ),
         ];
         for (bytes, reason) in cases {
-            let err = parse("x.json", bytes).unwrap_err();
+            let err = parse("x.json", bytes.to_vec()).unwrap_err();
             assert!(err.contains(reason), "{err:?} should contain {reason:?}");
         }
     }

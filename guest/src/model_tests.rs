@@ -2106,7 +2106,7 @@ impl Harness {
             return Ident::Bad(n);
         }
         let name = path.rsplit('/').next().unwrap();
-        match crate::message::parse(name, bytes) {
+        match crate::message::parse(name, bytes.to_vec()) {
             Ok((message, _)) => Ident::Msg(message.id),
             Err(e) => panic!("{path} is neither a message nor a planted file: {e}"),
         }
@@ -2141,7 +2141,7 @@ impl Harness {
                     .markers
                     .get(*id)
                     .unwrap_or_else(|| panic!("unexpected marker {path}"));
-                let (message, _) = crate::message::parse(id, &file.bytes)
+                let (message, _) = crate::message::parse(id, file.bytes.clone())
                     .unwrap_or_else(|e| panic!("marker {path}: {e}"));
                 let recorded: Value = serde_json::from_str(&message.raw).unwrap();
                 assert_eq!(

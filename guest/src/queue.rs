@@ -567,7 +567,7 @@ impl<F: FileSystem> Queue<F> {
         // swept by cleanup, so a failure here is not the sender's problem.
         let _ = self.fs.remove_file(&temporary);
         self.sync(mailbox)?;
-        Ok(stored_message(new, &object, file))
+        Ok(stored_message(new, text, file))
     }
 
     /// Sends a message with a caller-given id at most once.
@@ -601,7 +601,7 @@ impl<F: FileSystem> Queue<F> {
             {
                 Ok(()) => {
                     self.sync(IDS_DIR)?;
-                    (stored_message(new, &object, file), mailbox.to_string())
+                    (stored_message(new, text, file), mailbox.to_string())
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     let message = self.read_marker(&marker)?;
@@ -635,7 +635,7 @@ impl<F: FileSystem> Queue<F> {
     fn read_marker(&self, marker: &str) -> Result<Message, QueueError> {
         for _ in 0..MARKER_READ_ATTEMPTS {
             if let Ok(ReadOutcome::Bytes(bytes)) = self.fs.read(marker, MAX_FILE_BYTES)
-                && let Ok((mut message, _)) = message::parse(marker, &bytes)
+                && let Ok((mut message, _)) = message::parse(marker, bytes)
                 && let Some(file) = serde_json::from_str::<Value>(&message.raw)
                     .ok()
                     .and_then(|v| v["fmes_file"].as_str().map(str::to_string))
@@ -663,7 +663,7 @@ impl<F: FileSystem> Queue<F> {
             reason,
         };
         match self.fs.read(&path, MAX_FILE_BYTES) {
-            Ok(ReadOutcome::Bytes(bytes)) => Some(message::parse(file, &bytes).map_err(malformed)),
+            Ok(ReadOutcome::Bytes(bytes)) => Some(message::parse(file, bytes).map_err(malformed)),
             Ok(ReadOutcome::TooLarge) => Some(Err(malformed(format!(
                 "larger than {MAX_FILE_BYTES} bytes; not read"
             )))),
@@ -709,8 +709,8 @@ fn message_text(object: &Value) -> Result<String, QueueError> {
     Ok(text)
 }
 
-/// What a send returns for a message it stored as `object` under `file`.
-fn stored_message(new: &NewMessage<'_>, object: &Value, file: String) -> Message {
+/// What a send returns for a message it stored as `text` under `file`.
+fn stored_message(new: &NewMessage<'_>, text: String, file: String) -> Message {
     Message {
         id: new.id.clone(),
         from: new.from.to_string(),
@@ -720,7 +720,7 @@ fn stored_message(new: &NewMessage<'_>, object: &Value, file: String) -> Message
         timestamp: new.sent.timestamp(),
         payload: new.payload.to_string(),
         file,
-        raw: object.to_string(),
+        raw: text,
     }
 }
 

@@ -238,7 +238,8 @@ def test_memory_limit(open_comm, comm_dir: Path) -> None:
         "type": "TASK",
         "priority": 5,
         "timestamp": "2026-01-01T00:00:00Z",
-        "payload": [1] * 1_500_000,
+        # 18 MB of JSON: more than the 16 MiB limit below holds at once.
+        "payload": [1] * 6_000_000,
     }
     (comm_dir / "To_Coder" / "5_20260101_000000_writer_TASK.json").write_text(
         json.dumps(huge), encoding="utf-8"
@@ -249,7 +250,7 @@ def test_memory_limit(open_comm, comm_dir: Path) -> None:
     assert small.peek("coder") == 1
     # With the default limit the same message is read.
     (message,) = comm.receive("coder")
-    assert len(message.payload) == 1_500_000
+    assert len(message.payload) == 6_000_000
 
     with pytest.raises(fmes.MemoryLimitExceeded, match="memory limit of 65536 bytes"):
         open_comm(memory_limit=65536).agents()

@@ -1,6 +1,8 @@
-//! Builds the guest crate as a `wasm32-wasip2` component with a nested cargo
+//! Builds the guest crate as `wasm32-wasip2` components with a nested cargo
 //! (its own target dir, so it never waits on the outer build's lock) and
-//! hands it to the host as `$OUT_DIR/fmes_queue.wasm`.
+//! hands them to the host as `$OUT_DIR/fmes_queue.wasm` (the `queue` world,
+//! for any runtime) and `$OUT_DIR/fmes_queue_hosted.wasm` (the
+//! `queue-hosted` world, which this host runs).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,22 +39,48 @@ fn main() {
         return;
     }
 
+    // The queue twice from one source: for any runtime (the `queue` world),
+    // and as this host runs it (`queue-hosted`: batch listings from the
+    // host). Built one after the other into one target dir (only the guest
+    // crate itself differs), each copied out before the next replaces it.
     let guest_target_dir = shared_target_dir(&out_dir).join("guest");
-    if !cargo_build(
-        &workspace.join("Cargo.toml"),
-        Some("fmes-queue"),
-        &guest_target_dir,
-    ) {
-        println!(
-            "cargo::error=building the fmes guest component for {TARGET} failed; see the cargo output above"
-        );
-        return;
+    let built = guest_target_dir
+        .join(TARGET)
+        .join("release")
+        .join("fmes_queue.wasm");
+    let mut hosted_bytes = Vec::new();
+    for (features, file) in [
+        (None, "fmes_queue.wasm"),
+        (Some("hosted-listing"), "fmes_queue_hosted.wasm"),
+    ] {
+        if !cargo_build(
+            &workspace.join("Cargo.toml"),
+            Some("fmes-queue"),
+            features,
+            &guest_target_dir,
+        ) {
+            println!(
+                "cargo::error=building the fmes guest component ({file}) for {TARGET} failed; see the cargo output above"
+            );
+            return;
+        }
+        let bytes =
+            std::fs::read(&built).unwrap_or_else(|e| panic!("read {}: {e}", built.display()));
+        std::fs::write(out_dir.join(file), &bytes).expect("copy the component to OUT_DIR");
+        hosted_bytes = bytes;
     }
+    // A content hash names the compiled-artifact cache entry of the component
+    // the host runs, so a changed component is never served from a stale cache.
+    println!(
+        "cargo:rustc-env=FMES_COMPONENT_HASH={:016x}",
+        fnv1a(&hosted_bytes)
+    );
     // The agent plugins (the example agents and the hostile fixtures the
     // tests run) are a workspace of their own, for wasm only.
     let plugins_target_dir = shared_target_dir(&out_dir).join("plugins");
     if !cargo_build(
         &workspace.join("plugins/Cargo.toml"),
+        None,
         None,
         &plugins_target_dir,
     ) {
@@ -65,21 +93,16 @@ fn main() {
         "cargo:rustc-env=FMES_PLUGINS_DIR={}",
         plugins_target_dir.join(TARGET).join("release").display()
     );
-
-    let built = guest_target_dir
-        .join(TARGET)
-        .join("release")
-        .join("fmes_queue.wasm");
-    let bytes = std::fs::read(&built).unwrap_or_else(|e| panic!("read {}: {e}", built.display()));
-    std::fs::write(out_dir.join("fmes_queue.wasm"), &bytes).expect("copy the component to OUT_DIR");
-    // A content hash names the compiled-artifact cache entry, so a changed
-    // component is never served from a stale cache.
-    println!("cargo:rustc-env=FMES_COMPONENT_HASH={:016x}", fnv1a(&bytes));
 }
 
-/// Builds a manifest's packages (or one) for the wasm target in release
-/// mode into `target_dir`; false if cargo failed.
-fn cargo_build(manifest: &Path, package: Option<&str>, target_dir: &Path) -> bool {
+/// Builds a manifest's packages (or one, with `features`) for the wasm
+/// target in release mode into `target_dir`; false if cargo failed.
+fn cargo_build(
+    manifest: &Path,
+    package: Option<&str>,
+    features: Option<&str>,
+    target_dir: &Path,
+) -> bool {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
@@ -92,6 +115,9 @@ fn cargo_build(manifest: &Path, package: Option<&str>, target_dir: &Path) -> boo
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
     if let Some(package) = package {
         build.args(["--package", package]);
+    }
+    if let Some(features) = features {
+        build.args(["--features", features]);
     }
     // Settings meant for the outer (native) build must not leak into this one.
     for var in [

@@ -7,9 +7,25 @@ use std::cell::Cell;
 use crate::fs::WasiFs;
 use crate::queue::{self, Options, Queue};
 
+#[cfg(not(feature = "hosted-listing"))]
 wit_bindgen::generate!({
     path: "../wit",
     world: "queue",
+});
+
+// The same exports, plus the host's batch listing; its WASI types are the
+// ones the rest of the guest uses (the `wasip2` crate's).
+#[cfg(feature = "hosted-listing")]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "queue-hosted",
+    with: {
+        "wasi:filesystem/types@0.2.12": wasip2::filesystem::types,
+        "wasi:io/error@0.2.12": wasip2::io::error,
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+        "wasi:io/streams@0.2.12": wasip2::io::streams,
+        "wasi:clocks/wall-clock@0.2.12": wasip2::clocks::wall_clock,
+    },
 });
 
 use exports::fmes::queue::admin::{self, CleanupReport, MailboxStats};

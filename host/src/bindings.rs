@@ -1,6 +1,13 @@
-//! Host bindings for the `fmes:queue` world, generated once here.
+//! Host bindings for the `fmes:queue` package, generated once here: the
+//! `queue-hosted` world, the queue's exports plus the batch listing this
+//! host provides (its WASI types are wasmtime-wasi's own).
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "queue",
+    world: "queue-hosted",
+    with: {
+        "wasi:filesystem/types": wasmtime_wasi::p2::bindings::sync::filesystem::types,
+        "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
 });

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use crate::bindings::Queue;
+use crate::bindings::QueueHosted;
 use crate::bindings::exports::fmes::queue::{admin, claims, dead_letters, messages, types};
 use crate::error::{Error, QueueError};
 use crate::runtime::Runtime;
@@ -27,7 +27,7 @@ pub struct Comm {
     runtime: Arc<Runtime>,
     /// The live instance; dropped after a trap, since a trapped instance
     /// must not be called again, and made anew on the next call.
-    instance: Option<(Store<Sandbox>, Queue)>,
+    instance: Option<(Store<Sandbox>, QueueHosted)>,
     options: Options,
 }
 
@@ -309,7 +309,10 @@ impl Comm {
     /// and dropping it if the call traps.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(&Queue, &mut Store<Sandbox>) -> wasmtime::Result<Result<T, types::QueueError>>,
+        f: impl FnOnce(
+            &QueueHosted,
+            &mut Store<Sandbox>,
+        ) -> wasmtime::Result<Result<T, types::QueueError>>,
     ) -> Result<T, Error> {
         if self.instance.is_none() {
             self.instance = Some(self.instantiate()?);
@@ -340,7 +343,7 @@ impl Comm {
         }
     }
 
-    fn instantiate(&self) -> Result<(Store<Sandbox>, Queue), Error> {
+    fn instantiate(&self) -> Result<(Store<Sandbox>, QueueHosted), Error> {
         let sandbox = Sandbox::new(&self.dir, self.runtime.limits.memory).map_err(Error::Load)?;
         let mut store = Store::new(&self.runtime.engine, sandbox);
         store.limiter(|s| &mut s.limits);

@@ -9,7 +9,6 @@ pub mod cli;
 
 pub mod comm;
 pub mod error;
-#[cfg(unix)]
 mod listing;
 pub mod plugin;
 pub mod runtime;

@@ -1,19 +1,20 @@
-//! Directory listings for the queue component without a `stat` per entry.
+//! The batch listing this host gives the queue component
+//! (`fmes:queue/listing`, in the `queue-hosted` world).
 //!
-//! wasmtime-wasi 48 answers `wasi:filesystem` `read-directory` by stat-ing
-//! every entry to learn its type, so listing a mailbox of 100,000 messages
-//! costs 100,000 `statx` calls that a native `readdir` never makes (the
-//! kernel already returns each entry's type, `d_type`). Listing is what
-//! peek, receive and claim do first, and those calls were most of their
-//! time. This module replaces the two functions of the `directory-entry-stream`
-//! in the queue's linker with ones that read the type from the listing
-//! itself, falling back to a `stat` only where the file system leaves the
-//! type unknown.
+//! WASI 0.2 lists a folder one entry per call from the component into the
+//! host, and each such call (lifting the stream handle, lowering the entry,
+//! calling back into the component to allocate its name) costs more than the
+//! kernel's own work for the entry: listing is what peek, receive and claim
+//! do first, and that cost was most of their time on a large mailbox. Here
+//! one call returns hundreds of entries, packed into two values.
 //!
-//! The component is unchanged (it still imports standard `wasi:filesystem`
-//! and runs as it is in any other runtime), and nothing is widened: the
-//! listing starts from a directory descriptor the component already holds,
-//! reads names and types only, and resolves no path.
+//! The listing also takes each entry's type from the kernel (`d_type`) where
+//! wasmtime-wasi 48's `read-directory` stats every entry, falling back to a
+//! `stat` only where the file system leaves the type unknown.
+//!
+//! Nothing is widened: a listing starts from a directory descriptor the
+//! component already holds (opened through wasmtime-wasi, beneath the one
+//! preopen), reads names and types only, and resolves no path.
 
 use std::ffi::CStr;
 use std::sync::Arc;
@@ -23,67 +24,69 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceType};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::Descriptor;
-use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
-    DescriptorType, DirectoryEntry, ErrorCode,
-};
+use wasmtime_wasi::p2::bindings::sync::filesystem::types::{DescriptorType, ErrorCode};
 
-/// The `wasi:filesystem/types` instance wasmtime-wasi 48 defines, whose
-/// listing functions are replaced here.
-const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+use crate::bindings::fmes::queue::listing::EntryBatch;
 
-/// One listing in progress: its own open directory, read as the component
-/// asks for entries (a huge mailbox is never held in memory at once).
-pub struct EntryStream {
+/// The interface this module implements.
+const LISTING: &str = "fmes:queue/listing@0.1.0";
+
+/// Entries per batch at most, and bytes of names after which a batch ends:
+/// enough that a call's fixed cost vanishes, small enough that neither side
+/// holds much at once.
+const BATCH_ENTRIES: usize = 1024;
+const BATCH_NAME_BYTES: usize = 64 * 1024;
+
+/// One pass over a folder: its own open directory, read as the component
+/// asks for batches (a huge mailbox is never held in memory at once).
+pub struct FolderListing {
     dir: Dir,
-    /// The directory, for the rare entry whose type the listing does not
-    /// give.
+    /// The folder, for the rare entry whose type the listing does not give.
     parent: Arc<std::fs::File>,
 }
 
-/// Replaces `read-directory` and the `directory-entry-stream` resource in a
-/// linker that already has wasmtime-wasi's `wasi:filesystem`.
+/// Adds `fmes:queue/listing` to a linker that has wasmtime-wasi's
+/// `wasi:filesystem` (whose descriptors it takes).
 pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let mut types = linker.instance(FILESYSTEM_TYPES)?;
-    types.resource(
-        "directory-entry-stream",
-        ResourceType::host::<EntryStream>(),
+    let mut listing = linker.instance(LISTING)?;
+    listing.resource(
+        "folder-listing",
+        ResourceType::host::<FolderListing>(),
         |mut store: StoreContextMut<'_, T>, rep| {
             store
                 .data_mut()
                 .ctx()
                 .table
-                .delete(Resource::<EntryStream>::new_own(rep))?;
+                .delete(Resource::<FolderListing>::new_own(rep))?;
             Ok(())
         },
     )?;
-    types.func_wrap(
-        "[method]descriptor.read-directory",
-        |mut store: StoreContextMut<'_, T>, (descriptor,): (Resource<Descriptor>,)| {
+    listing.func_wrap(
+        "list-folder",
+        |mut store: StoreContextMut<'_, T>, (folder,): (Resource<Descriptor>,)| {
             let table = store.data_mut().ctx().table;
-            let opened = match table.get(&descriptor)? {
+            let opened = match table.get(&folder)? {
                 Descriptor::Dir(dir) => open_listing(&dir.dir),
                 Descriptor::File(_) => Err(ErrorCode::NotDirectory),
             };
             Ok((match opened {
-                Ok(stream) => Ok(table.push(stream)?),
+                Ok(listing) => Ok(table.push(listing)?),
                 Err(code) => Err(code),
             },))
         },
     )?;
-    types.func_wrap(
-        "[method]directory-entry-stream.read-directory-entry",
-        |mut store: StoreContextMut<'_, T>, (stream,): (Resource<EntryStream>,)| {
-            let stream = store.data_mut().ctx().table.get_mut(&stream)?;
-            Ok((stream.next_entry(),))
+    listing.func_wrap(
+        "[method]folder-listing.next-batch",
+        |mut store: StoreContextMut<'_, T>, (listing,): (Resource<FolderListing>,)| {
+            let listing = store.data_mut().ctx().table.get_mut(&listing)?;
+            Ok((listing.next_batch(),))
         },
     )?;
-    linker.allow_shadowing(false);
     Ok(())
 }
 
-fn open_listing(dir: &Arc<std::fs::File>) -> Result<EntryStream, ErrorCode> {
-    // A descriptor of its own, opened for reading (the preopen's may be an
+fn open_listing(dir: &Arc<std::fs::File>) -> Result<FolderListing, ErrorCode> {
+    // A descriptor of its own, opened for reading (the component's may be an
     // `O_PATH` one, which cannot be read): the listing has a position of its
     // own, and the component's descriptor is left as it was.
     let own = rustix::fs::openat(
@@ -93,17 +96,21 @@ fn open_listing(dir: &Arc<std::fs::File>) -> Result<EntryStream, ErrorCode> {
         Mode::empty(),
     )
     .map_err(error_code)?;
-    Ok(EntryStream {
+    Ok(FolderListing {
         dir: Dir::new(own).map_err(error_code)?,
         parent: Arc::clone(dir),
     })
 }
 
-impl EntryStream {
-    fn next_entry(&mut self) -> Result<Option<DirectoryEntry>, ErrorCode> {
-        loop {
+impl FolderListing {
+    fn next_batch(&mut self) -> Result<EntryBatch, ErrorCode> {
+        let mut batch = EntryBatch {
+            names: String::new(),
+            types: Vec::new(),
+        };
+        while batch.types.len() < BATCH_ENTRIES && batch.names.len() < BATCH_NAME_BYTES {
             let entry = match self.dir.next() {
-                None => return Ok(None),
+                None => break,
                 Some(Err(e)) => return Err(error_code(e)),
                 Some(Ok(entry)) => entry,
             };
@@ -111,6 +118,11 @@ impl EntryStream {
             if name == c"." || name == c".." {
                 continue;
             }
+            // As the guest does with WASI's per-entry error for it: a name
+            // that is not UTF-8 is no mailbox or message, and is skipped.
+            let Ok(text) = name.to_str() else {
+                continue;
+            };
             let type_ = match entry.file_type() {
                 FileType::Unknown => match self.stat_type(name) {
                     Ok(type_) => type_,
@@ -120,14 +132,11 @@ impl EntryStream {
                 },
                 known => descriptor_type(known),
             };
-            // As wasmtime-wasi does: a name that is not UTF-8 is an error
-            // for that entry, and the listing goes on after it.
-            let name = name
-                .to_str()
-                .map_err(|_| ErrorCode::IllegalByteSequence)?
-                .to_string();
-            return Ok(Some(DirectoryEntry { type_, name }));
+            batch.names.push_str(text);
+            batch.names.push('/');
+            batch.types.push(type_);
         }
+        Ok(batch)
     }
 
     fn stat_type(&self, name: &CStr) -> Result<DescriptorType, ErrorCode> {

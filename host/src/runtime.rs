@@ -9,13 +9,19 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::bindings::QueuePre;
+use crate::bindings::QueueHostedPre;
 use crate::error::Error;
 use crate::sandbox::Sandbox;
 
-/// The queue component, built from `guest/` by the build script.
+/// The queue component for any component runtime (the `queue` world: it
+/// imports only WASI), built from `guest/` by the build script: what
+/// `fmes component` writes.
 pub static COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fmes_queue.wasm"));
-const COMPONENT_HASH: &str = env!("FMES_COMPONENT_HASH");
+/// The same queue built for the `queue-hosted` world, which this host runs:
+/// its folder listings come in batches from the host (`crate::listing`).
+pub static HOSTED_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/fmes_queue_hosted.wasm"));
+const HOSTED_COMPONENT_HASH: &str = env!("FMES_COMPONENT_HASH");
 
 /// How often the engine's epoch advances; time limits are counted in these.
 const TICK: Duration = Duration::from_millis(10);
@@ -55,7 +61,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) cache_dir: Option<PathBuf>,
-    pub(crate) pre: QueuePre<Sandbox>,
+    pub(crate) pre: QueueHostedPre<Sandbox>,
     pub(crate) limits: Limits,
     /// The engine plugins run on: like the queue's, plus fuel metering.
     plugin_engine: Engine,
@@ -73,10 +79,9 @@ impl Runtime {
 
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
-        #[cfg(unix)]
         crate::listing::add_to_linker(&mut linker).map_err(load_error)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(load_error)?;
-        let pre = QueuePre::new(instance_pre).map_err(load_error)?;
+        let pre = QueueHostedPre::new(instance_pre).map_err(load_error)?;
 
         let mut plugin_config = Config::new();
         plugin_config.epoch_interruption(true);
@@ -232,11 +237,11 @@ fn host_name() -> String {
     std::env::var("HOSTNAME").unwrap_or_default()
 }
 
-/// The names of the interfaces the queue component imports, for checking
-/// what it could reach at most.
-pub fn component_imports() -> Result<Vec<String>, Error> {
+/// The names of the interfaces a queue component (`COMPONENT` or
+/// `HOSTED_COMPONENT`) imports, for checking what it could reach at most.
+pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, Error> {
     let engine = Engine::new(&Config::new()).map_err(load_error)?;
-    let component = Component::new(&engine, COMPONENT).map_err(load_error)?;
+    let component = Component::new(&engine, bytes).map_err(load_error)?;
     Ok(component
         .component_type()
         .imports(&engine)
@@ -249,7 +254,14 @@ fn load_error(e: impl std::fmt::Display) -> Error {
 }
 
 fn load_component(engine: &Engine, cache_dir: Option<&Path>) -> Result<Component, Error> {
-    compile_cached(engine, cache_dir, "queue", COMPONENT_HASH, COMPONENT).map_err(load_error)
+    compile_cached(
+        engine,
+        cache_dir,
+        "queue",
+        HOSTED_COMPONENT_HASH,
+        HOSTED_COMPONENT,
+    )
+    .map_err(load_error)
 }
 
 /// Compiles a component, or loads it from `cache_dir` where this engine

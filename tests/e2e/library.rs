@@ -423,9 +423,10 @@ fn messages_from_writers_with_looser_names_can_be_filtered_and_archived() {
     assert_eq!(comm.json_files("ARCHIVE"), [file]);
 }
 
-/// The host lists directories for the component from the kernel's own entry
-/// types (no `stat` per entry): every kind of entry must come out as the
-/// native `std::fs` backend sees it, and a long listing must be whole.
+/// The host lists directories for the component in batches, from the
+/// kernel's own entry types (no `stat` per entry): every kind of entry must
+/// come out as the native `std::fs` backend sees it, and a long listing must
+/// be whole across batches (ended by their entry count or by their bytes).
 #[test]
 fn listings_see_every_kind_of_entry_as_the_native_backend_does() {
     use std::ffi::OsStr;
@@ -476,11 +477,20 @@ fn listings_see_every_kind_of_entry_as_the_native_backend_does() {
     assert!(mailbox.join("1_link.json").is_symlink());
     assert!(comm.root.path().join("outside.json").exists());
 
-    // Long enough to take many reads of the directory.
+    let (waiting, bad) = (q.peek("claude").unwrap(), through_component.malformed.len());
+    // Long enough to take many reads of the directory and many batches:
+    // short names fill a batch's entries, long ones its bytes.
     for i in 0..3000 {
         std::fs::write(mailbox.join(format!("2_{i:05}_x.json")), "{}").unwrap();
+        let long = format!("3_{i:05}_{}.json", "y".repeat(200));
+        std::fs::write(mailbox.join(long), "{}").unwrap();
     }
+    assert_eq!(q.peek("claude").unwrap(), waiting + 6000);
     assert_eq!(q.peek("claude").unwrap(), native.peek("claude").unwrap());
+    let through_component = q.receive("claude", None, None).unwrap();
+    let natively = native.receive("claude", None, None).unwrap();
+    assert_eq!(malformed(&through_component), malformed(&natively));
+    assert_eq!(through_component.malformed.len(), bad + 6000);
 }
 
 #[test]

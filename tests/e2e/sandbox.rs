@@ -136,16 +136,27 @@ fn a_mailbox_or_archive_that_is_a_symlink_is_refused() {
 }
 
 #[test]
-fn the_component_imports_no_network_or_http() {
-    let imports = fmes::runtime::component_imports().unwrap();
-    assert!(
-        imports.iter().any(|i| i.starts_with("wasi:filesystem/")),
-        "{imports:?}"
-    );
-    for import in &imports {
+fn the_components_import_no_network_or_http() {
+    for (which, bytes) in [
+        ("portable", fmes::runtime::COMPONENT),
+        ("hosted", fmes::runtime::HOSTED_COMPONENT),
+    ] {
+        let imports = fmes::runtime::component_imports(bytes).unwrap();
         assert!(
-            !import.starts_with("wasi:sockets/") && !import.starts_with("wasi:http/"),
-            "unexpected import {import}"
+            imports.iter().any(|i| i.starts_with("wasi:filesystem/")),
+            "{which}: {imports:?}"
+        );
+        for import in &imports {
+            assert!(
+                !import.starts_with("wasi:sockets/") && !import.starts_with("wasi:http/"),
+                "{which}: unexpected import {import}"
+            );
+        }
+        // Only the component this host runs asks it for batch listings.
+        assert_eq!(
+            imports.iter().any(|i| i == "fmes:queue/listing@0.1.0"),
+            which == "hosted",
+            "{which}: {imports:?}"
         );
     }
 }

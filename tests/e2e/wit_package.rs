@@ -290,8 +290,9 @@ fn differences(
     found
 }
 
-/// Checks the built queue component against a parsed `queue` world:
-/// identical exports, and imports from WASI 0.2 only.
+/// Checks a built queue component against a parsed world (`queue` or
+/// `queue-hosted`): identical exports, and imports from WASI 0.2 and from
+/// the world's own `fmes:` imports only, these with the declared signatures.
 fn check_queue_component(
     wit: &Resolve,
     queue: WorldId,
@@ -310,8 +311,29 @@ fn check_queue_component(
         &describe_exports(wit, queue),
         &describe_exports(component, built),
     ));
-    found.extend(non_wasi_imports(component, built, &[]));
+    let declared_imports = describe_fmes_imports(wit, queue);
+    let allowed: Vec<String> = item_names(wit, wit.worlds[queue].imports.keys())
+        .into_iter()
+        .filter(|name| name.starts_with("fmes:"))
+        .collect();
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    found.extend(non_wasi_imports(component, built, &allowed));
+    found.extend(differences(
+        &declared_imports,
+        &describe_fmes_imports(component, built),
+    ));
     found
+}
+
+/// Every item of a world's `fmes:` imports, written out in full.
+fn describe_fmes_imports(resolve: &Resolve, world: WorldId) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (key, item) in &resolve.worlds[world].imports {
+        if resolve.name_world_key(key).starts_with("fmes:") {
+            describe_item(resolve, key, item, &mut out);
+        }
+    }
+    out
 }
 
 /// Imports of a component that are neither WASI 0.2 interfaces nor named in
@@ -354,7 +376,7 @@ fn assert_none(what: &str, found: &[String]) {
 }
 
 #[test]
-fn the_wit_package_parses_with_both_worlds() {
+fn the_wit_package_parses_with_its_three_worlds() {
     let (resolve, package) = parse_wit();
     assert_eq!(resolve.packages[package].name.to_string(), PACKAGE);
     let mut worlds: Vec<&str> = resolve.packages[package]
@@ -363,7 +385,7 @@ fn the_wit_package_parses_with_both_worlds() {
         .map(String::as_str)
         .collect();
     worlds.sort();
-    assert_eq!(worlds, ["agent-plugin", "queue"]);
+    assert_eq!(worlds, ["agent-plugin", "queue", "queue-hosted"]);
 
     let queue = world(&resolve, package, "queue");
     assert_eq!(
@@ -378,6 +400,29 @@ fn the_wit_package_parses_with_both_worlds() {
         item_names(&resolve, resolve.worlds[queue].imports.keys()),
         Vec::<String>::new(),
         "the queue world imports nothing but what its host gives every component (WASI)"
+    );
+
+    // The hosted world: the same exports, and the listing (with the WASI
+    // interfaces its types come from).
+    let hosted = world(&resolve, package, "queue-hosted");
+    assert_eq!(
+        describe_exports(&resolve, hosted),
+        describe_exports(&resolve, queue)
+    );
+    let imports = item_names(&resolve, resolve.worlds[hosted].imports.keys());
+    assert_eq!(
+        imports
+            .iter()
+            .filter(|name| !name.starts_with("wasi:"))
+            .collect::<Vec<_>>(),
+        ["fmes:queue/listing@0.1.0"],
+        "{imports:?}"
+    );
+    let listing = describe_fmes_imports(&resolve, hosted);
+    let list_folder = &listing["fmes:queue/listing@0.1.0#list-folder"];
+    assert!(
+        list_folder.starts_with("func(folder: borrow<wasi:filesystem/types@0.2.12.descriptor"),
+        "{list_folder}"
     );
 }
 
@@ -458,6 +503,35 @@ fn the_built_component_exports_exactly_the_queue_world_and_imports_only_wasi() {
     );
 }
 
+#[test]
+fn the_hosted_component_matches_the_queue_hosted_world() {
+    let (wit, package) = parse_wit();
+    let hosted = world(&wit, package, "queue-hosted");
+    let (component, built) = decode_component(
+        "the hosted fmes queue component",
+        fmes::runtime::HOSTED_COMPONENT,
+    );
+    assert_none(
+        "the hosted component against wit/listing.wit",
+        &check_queue_component(&wit, hosted, &component, built),
+    );
+    // It does list through the host, with both functions.
+    let imported = describe_fmes_imports(&component, built);
+    for function in ["list-folder", "[method]folder-listing.next-batch"] {
+        let key = format!("fmes:queue/listing@0.1.0#{function}");
+        assert!(imported.contains_key(&key), "{key} not in {imported:#?}");
+    }
+    // And the portable one does not match it (it imports no listing).
+    let (portable, portable_world) =
+        decode_component("the fmes queue component", fmes::runtime::COMPONENT);
+    let found = check_queue_component(&wit, hosted, &portable, portable_world);
+    assert!(
+        found.iter().any(|line| line
+            .starts_with("fmes:queue/listing@0.1.0#list-folder: declared in wit/ but missing")),
+        "{found:#?}"
+    );
+}
+
 /// The check above is only worth something if it notices a change. Here a
 /// copy of `wit/` is edited the ways a careless change would, and each edit
 /// must be reported against the unchanged component.
@@ -517,6 +591,50 @@ fn a_changed_wit_package_no_longer_matches_the_component() {
             "{what}: expected a line starting {expected:?}, got {found:#?}"
         );
     }
+}
+
+/// The same for the listing the hosted component imports: a changed
+/// signature in `wit/listing.wit` is reported against the built component.
+#[test]
+fn a_changed_listing_interface_no_longer_matches_the_hosted_component() {
+    let (component, built) = decode_component(
+        "the hosted fmes queue component",
+        fmes::runtime::HOSTED_COMPONENT,
+    );
+    let listing = std::fs::read_to_string(wit_dir().join("listing.wit")).unwrap();
+    let from = "        names: string,\n";
+    assert_eq!(
+        listing.matches(from).count(),
+        1,
+        "{from:?} not once in listing.wit"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["queue.wit", "plugin.wit"] {
+        std::fs::copy(wit_dir().join(file), dir.path().join(file)).unwrap();
+    }
+    for package in ["clocks", "filesystem", "io"] {
+        let deps = dir.path().join("deps").join(package);
+        std::fs::create_dir_all(&deps).unwrap();
+        let file = format!("{package}.wit");
+        std::fs::copy(
+            wit_dir().join("deps").join(package).join(&file),
+            deps.join(&file),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.path().join("listing.wit"),
+        listing.replacen(from, "        names: list<u8>,\n", 1),
+    )
+    .unwrap();
+    let (wit, package) = parse_dir(dir.path()).unwrap();
+    let hosted = world(&wit, package, "queue-hosted");
+    let found = check_queue_component(&wit, hosted, &component, built);
+    assert!(
+        found.iter().any(|line| line
+            .starts_with("fmes:queue/listing@0.1.0#[method]folder-listing.next-batch: differs")),
+        "{found:#?}"
+    );
 }
 
 /// The agent plugins built with the SDK (which generates its bindings from

@@ -7,6 +7,10 @@
 //! entry as it lists, so an entry that vanishes mid-listing (a sender's
 //! temporary file) is an error for that entry alone, which is skipped,
 //! instead of ending the listing as it does in the standard library.
+//!
+//! Built with the `hosted-listing` feature (the `queue-hosted` world), it
+//! lists folders through the fmes host's `fmes:queue/listing` instead:
+//! hundreds of entries per call rather than one.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -147,6 +151,28 @@ impl FileSystem for WasiFs {
         Ok(entries)
     }
 
+    #[cfg(feature = "hosted-listing")]
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
+        use crate::component::fmes::queue::listing::list_folder;
+        let folder = self.folder(dir)?;
+        let listing = list_folder(&folder).map_err(to_io)?;
+        loop {
+            let batch = listing.next_batch().map_err(to_io)?;
+            if batch.types.is_empty() {
+                return Ok(());
+            }
+            // Names and types pair up in order (a batch whose counts
+            // disagreed would end at the shorter, never misread).
+            for (name, type_) in batch.names.split_terminator('/').zip(batch.types) {
+                each(DirEntry {
+                    name: name.to_string(),
+                    kind: kind_of(type_),
+                });
+            }
+        }
+    }
+
+    #[cfg(not(feature = "hosted-listing"))]
     fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
         let stream = self.folder(dir)?.read_directory().map_err(to_io)?;
         loop {

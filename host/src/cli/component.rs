@@ -6,15 +6,17 @@ use anyhow::Context as _;
 
 use super::Context;
 
-/// Write the fmes queue component (the .wasm file this CLI runs) for other
-/// runtimes to embed: wasmtime, Python's wasmtime, jco in Node, ...
+/// Write the fmes queue component for other runtimes to embed: wasmtime,
+/// Python's wasmtime, jco in Node, ...
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   fmes component -o fmes_queue.wasm     write it to a file
   fmes component > fmes_queue.wasm      the same, through stdout
 
-The component exports the fmes:queue@0.1.0 interfaces (see wit/queue.wit) and
-imports only wasi:filesystem, with its mailboxes under the preopen /_COMM.")]
+The component exports the fmes:queue@0.1.0 interfaces (world queue, see
+wit/queue.wit) and imports only WASI 0.2, with its mailboxes under the preopen
+/_COMM. (This CLI runs the same queue built for the world queue-hosted, which
+also takes folder listings in batches from the host: wit/listing.wit.)")]
 pub struct Args {
     /// The file to write (replaced if it exists); stdout when not given.
     #[arg(short, long, value_name = "FILE")]

@@ -13,14 +13,13 @@
 //! A message back in the mailbox after a delivery is named `{stem}~{n}.json`,
 //! which keeps its place in the order and its delivery count.
 
-use std::collections::BinaryHeap;
 use std::io::ErrorKind;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::QueueError;
 use crate::fs::EntryKind;
 use crate::fs::FileSystem;
-use crate::message::{self, Message, OrderKey};
+use crate::message::{FirstKeys, Message};
 use crate::names::{self, DEAD_DIR};
 use crate::queue::{MalformedFile, Queue, describe_kind};
 
@@ -202,37 +201,25 @@ impl<F: FileSystem> Queue<F> {
         // Order keys: from the name where fmes wrote it, else from the file.
         // Files that are not messages come first, to be moved out of the way.
         let mut bad: Vec<(String, String)> = Vec::new();
-        let mut candidates: BinaryHeap<OrderKey> = BinaryHeap::new();
-        let mut dropped = false;
+        let mut candidates = FirstKeys::new(keep);
         self.fs
-            .for_each_entry(mailbox, &mut |entry| {
-                if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
+            .for_each_entry(mailbox, &mut |name, kind| {
+                if !names::looks_like_message(name) || kind == EntryKind::Dir {
                     return;
                 }
-                let key = if entry.kind != EntryKind::File {
-                    let reason = format!("is {}, not a regular file", describe_kind(entry.kind));
-                    bad.push((entry.name, reason));
-                    return;
-                } else if let Some(key) = message::key_from_fmes_name(&entry.name) {
-                    key
-                } else {
-                    match self.read_message(mailbox, &entry.name) {
-                        Some(Ok((_, key))) => key,
-                        Some(Err(malformed)) => {
-                            bad.push((entry.name, malformed.reason));
-                            return;
-                        }
-                        None => return,
+                if kind != EntryKind::File {
+                    let reason = format!("is {}, not a regular file", describe_kind(kind));
+                    bad.push((name.to_string(), reason));
+                } else if !candidates.offer_name(name) {
+                    match self.read_message(mailbox, name) {
+                        Some(Ok((_, key))) => candidates.offer(key),
+                        Some(Err(malformed)) => bad.push((name.to_string(), malformed.reason)),
+                        None => {}
                     }
-                };
-                candidates.push(key);
-                // The largest key goes: it cannot be among the first.
-                if keep.is_some_and(|k| candidates.len() > k) {
-                    candidates.pop();
-                    dropped = true;
                 }
             })
             .map_err(|e| QueueError::io("list", mailbox, e))?;
+        let dropped = candidates.dropped;
         let candidates = candidates.into_sorted_vec();
 
         for (file, reason) in bad {

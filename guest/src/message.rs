@@ -1,6 +1,7 @@
 //! Message files: building them, parsing them, and naming them so that a
 //! byte-wise sort of names is the delivery order.
 
+use std::collections::BinaryHeap;
 use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -81,16 +82,88 @@ pub struct OrderKey {
 /// for other names (the Python writer's, or anyone's), whose key comes from
 /// their contents.
 pub fn key_from_fmes_name(file: &str) -> Option<OrderKey> {
+    let (priority, sent) = order_from_fmes_name(file)?;
+    Some(OrderKey {
+        priority,
+        sent,
+        file: file.to_string(),
+    })
+}
+
+/// Priority and send time from an fmes name, without copying the name.
+fn order_from_fmes_name(file: &str) -> Option<(u8, UtcNanos)> {
     let b = file.as_bytes();
     if b.len() < 29 || !(b'1'..=b'9').contains(&b[0]) || b[1] != b'_' || b[28] != b'_' {
         return None;
     }
     let sent = UtcNanos::parse_name_stamp(&file[2..28])?;
-    Some(OrderKey {
-        priority: b[0] - b'0',
-        sent,
-        file: file.to_string(),
-    })
+    Some((b[0] - b'0', sent))
+}
+
+/// The first order keys offered, at most `keep` of them (all with `None`):
+/// the first N of a huge mailbox without holding, sorting or even copying
+/// the names of the rest.
+pub struct FirstKeys {
+    /// A max-heap: its top is the key the next smaller one replaces.
+    heap: BinaryHeap<OrderKey>,
+    keep: Option<usize>,
+    /// True once a key was left out (offered while `keep` were held).
+    pub dropped: bool,
+}
+
+impl FirstKeys {
+    pub fn new(keep: Option<usize>) -> FirstKeys {
+        FirstKeys {
+            heap: BinaryHeap::new(),
+            keep,
+            dropped: false,
+        }
+    }
+
+    /// Offers a file by its fmes name; false (and nothing kept) if the name
+    /// is not an fmes name, whose key must come from the file's contents.
+    pub fn offer_name(&mut self, file: &str) -> bool {
+        let Some((priority, sent)) = order_from_fmes_name(file) else {
+            return false;
+        };
+        let key = || OrderKey {
+            priority,
+            sent,
+            file: file.to_string(),
+        };
+        if !self.full() {
+            self.heap.push(key());
+        } else if let Some(mut largest) = self.heap.peek_mut()
+            && (priority, sent, file) < (largest.priority, largest.sent, largest.file.as_str())
+        {
+            *largest = key();
+        }
+        true
+    }
+
+    /// Offers a key read from a file's contents.
+    pub fn offer(&mut self, key: OrderKey) {
+        if !self.full() {
+            self.heap.push(key);
+        } else if let Some(mut largest) = self.heap.peek_mut()
+            && key < *largest
+        {
+            *largest = key;
+        }
+    }
+
+    /// True if `keep` keys are held: the largest of them and the one offered
+    /// cannot both be among the first, and one is left out.
+    fn full(&mut self) -> bool {
+        let full = self.keep.is_some_and(|keep| self.heap.len() >= keep);
+        self.dropped |= full;
+        full
+    }
+
+    /// The kept keys, in delivery order.
+    pub fn into_sorted_vec(self) -> Vec<OrderKey> {
+        self.heap.into_sorted_vec()
+    }
 }
 
 /// Parses a message file's bytes; the error says why it is not a message.
@@ -394,6 +467,37 @@ mod tests {
         fn compact_of_pretty_text_is_the_compact_serialization(value in json_value()) {
             let pretty = serde_json::to_string_pretty(&value).unwrap();
             proptest::prop_assert_eq!(compact(&pretty), value.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        /// The first keys kept are the first of all offered, in order, with
+        /// `dropped` saying whether any was left out; fmes names and keys
+        /// from contents compete alike.
+        #[test]
+        fn first_keys_are_the_smallest_offered(
+            offers in proptest::collection::vec((1u8..=9, 0u64..50, proptest::bool::ANY), 0..60),
+            keep in proptest::option::of(0usize..12),
+        ) {
+            let mut first = FirstKeys::new(keep);
+            let mut all = Vec::new();
+            for (i, (priority, seconds, by_name)) in offers.iter().enumerate() {
+                let sent = UtcNanos(1_700_000_000_000_000_000 + seconds * 1_000_000_000);
+                let name = new_message(*priority, sent).file_name(&format!("{i:08x}"));
+                let key = key_from_fmes_name(&name).unwrap();
+                if *by_name {
+                    proptest::prop_assert!(first.offer_name(&name));
+                } else {
+                    first.offer(key.clone());
+                }
+                all.push(key);
+            }
+            proptest::prop_assert!(!first.offer_name("5_20240101_120000_claude_TASK.json"));
+            all.sort();
+            let kept = keep.unwrap_or(usize::MAX);
+            proptest::prop_assert_eq!(first.dropped, all.len() > kept);
+            all.truncate(kept);
+            proptest::prop_assert_eq!(first.into_sorted_vec(), all);
         }
     }
 

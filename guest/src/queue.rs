@@ -1,6 +1,5 @@
 //! The queue operations, over any [`FileSystem`].
 
-use std::collections::BinaryHeap;
 use std::io::ErrorKind;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,7 +10,7 @@ use serde_json::Value;
 use crate::clock::next_send_time;
 use crate::error::QueueError;
 use crate::fs::{EntryKind, FileSystem, ReadOutcome};
-use crate::message::{self, Message, NewMessage, OrderKey};
+use crate::message::{self, FirstKeys, Message, NewMessage, OrderKey};
 use crate::names::{self, ARCHIVE_DIR};
 
 /// Default payload limit: 1 MiB of JSON text.
@@ -334,42 +333,35 @@ impl<F: FileSystem> Queue<F> {
     ) -> Result<(Received, bool), QueueError> {
         let mut received = Received::default();
         // fmes names carry their order key; other files must be read for it.
-        let mut by_name: BinaryHeap<OrderKey> = BinaryHeap::new();
-        let mut dropped = false;
+        let mut by_name = FirstKeys::new(keep);
         let mut read_early: Vec<(OrderKey, Message)> = Vec::new();
         self.fs
-            .for_each_entry(mailbox, &mut |entry| {
-                if !names::looks_like_message(&entry.name) || entry.kind == EntryKind::Dir {
+            .for_each_entry(mailbox, &mut |name, kind| {
+                if !names::looks_like_message(name) || kind == EntryKind::Dir {
                     return;
                 }
-                if entry.kind != EntryKind::File {
+                if kind != EntryKind::File {
                     received.malformed.push(MalformedFile {
-                        reason: not_a_file_reason(entry.kind),
-                        file: entry.name,
+                        reason: not_a_file_reason(kind),
+                        file: name.to_string(),
                     });
                     return;
                 }
-                match message::key_from_fmes_name(&entry.name) {
-                    Some(key) => {
-                        by_name.push(key);
-                        // The largest key goes: it cannot be among the first.
-                        if keep.is_some_and(|k| by_name.len() > k) {
-                            by_name.pop();
-                            dropped = true;
-                        }
-                    }
-                    None => match self.read_message(mailbox, &entry.name) {
+                if !by_name.offer_name(name) {
+                    match self.read_message(mailbox, name) {
                         Some(Ok((message, key))) => read_early.push((key, message)),
                         Some(Err(bad)) => received.malformed.push(bad),
                         None => {}
-                    },
+                    }
                 }
             })
             .map_err(|e| QueueError::io("list", mailbox, e))?;
+        let dropped = by_name.dropped;
 
         // Merge both kinds in delivery order, reading fmes-named files only
         // as far as the limit needs.
         let mut order: Vec<(OrderKey, Option<Message>)> = by_name
+            .into_sorted_vec()
             .into_iter()
             .map(|k| (k, None))
             .chain(read_early.into_iter().map(|(k, m)| (k, Some(m))))
@@ -438,8 +430,8 @@ impl<F: FileSystem> Queue<F> {
         let mailbox = self.mailbox(agent)?;
         let mut count = 0usize;
         self.fs
-            .for_each_entry(&mailbox, &mut |e| {
-                if e.kind != EntryKind::Dir && names::looks_like_message(&e.name) {
+            .for_each_entry(&mailbox, &mut |name, kind| {
+                if kind != EntryKind::Dir && names::looks_like_message(name) {
                     count += 1;
                 }
             })

@@ -60,12 +60,13 @@ pub trait FileSystem {
     /// Lists a directory. Names that are not UTF-8 are skipped: no valid
     /// mailbox or message name can contain them.
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>>;
-    /// Hands each entry of a directory to `each` as it is listed, so that a
-    /// caller that keeps few of them (a count, the first few in order) never
-    /// holds a huge mailbox's listing at once. Same entries as `list`.
-    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
+    /// Hands each entry of a directory (its name and kind) to `each` as it
+    /// is listed, so that a caller that keeps few of them (a count, the
+    /// first few in order) never holds a huge mailbox's listing at once, nor
+    /// copies the names it does not keep. Same entries as `list`.
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
         for entry in self.list(dir)? {
-            each(entry);
+            each(&entry.name, entry.kind);
         }
         Ok(())
     }

@@ -44,11 +44,16 @@ fn kind_of(file_type: std::fs::FileType) -> EntryKind {
 impl FileSystem for StdFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
         let mut entries = Vec::new();
-        self.for_each_entry(dir, &mut |entry| entries.push(entry))?;
+        self.for_each_entry(dir, &mut |name, kind| {
+            entries.push(DirEntry {
+                name: name.to_string(),
+                kind,
+            })
+        })?;
         Ok(entries)
     }
 
-    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
         for entry in std::fs::read_dir(self.path(dir))? {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else {
@@ -57,7 +62,7 @@ impl FileSystem for StdFs {
             // A failed file_type means the entry vanished or is unreadable:
             // report it as Other so callers skip it rather than fail.
             let kind = entry.file_type().map(kind_of).unwrap_or(EntryKind::Other);
-            each(DirEntry { name, kind });
+            each(&name, kind);
         }
         Ok(())
     }

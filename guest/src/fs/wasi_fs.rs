@@ -147,12 +147,17 @@ fn modified(stat: &DescriptorStat) -> SystemTime {
 impl FileSystem for WasiFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
         let mut entries = Vec::new();
-        self.for_each_entry(dir, &mut |entry| entries.push(entry))?;
+        self.for_each_entry(dir, &mut |name, kind| {
+            entries.push(DirEntry {
+                name: name.to_string(),
+                kind,
+            })
+        })?;
         Ok(entries)
     }
 
     #[cfg(feature = "hosted-listing")]
-    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
         use crate::component::fmes::queue::listing::list_folder;
         let folder = self.folder(dir)?;
         let listing = list_folder(&folder).map_err(to_io)?;
@@ -164,23 +169,17 @@ impl FileSystem for WasiFs {
             // Names and types pair up in order (a batch whose counts
             // disagreed would end at the shorter, never misread).
             for (name, type_) in batch.names.split_terminator('/').zip(batch.types) {
-                each(DirEntry {
-                    name: name.to_string(),
-                    kind: kind_of(type_),
-                });
+                each(name, kind_of(type_));
             }
         }
     }
 
     #[cfg(not(feature = "hosted-listing"))]
-    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(DirEntry)) -> io::Result<()> {
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
         let stream = self.folder(dir)?.read_directory().map_err(to_io)?;
         loop {
             match stream.read_directory_entry() {
-                Ok(Some(entry)) => each(DirEntry {
-                    name: entry.name,
-                    kind: kind_of(entry.type_),
-                }),
+                Ok(Some(entry)) => each(&entry.name, kind_of(entry.type_)),
                 Ok(None) => return Ok(()),
                 // Gone between listing and stat, or a name that is not
                 // UTF-8 (which no mailbox or message name can be).

@@ -1,5 +1,6 @@
 //! The queue operations, over any [`FileSystem`].
 
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,6 +30,8 @@ pub const TEMPORARY_GRACE: Duration = Duration::from_secs(600);
 /// can configure is far below this, and it bounds the memory one hostile
 /// file can take.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Message files read in one batch at most, when a receive reads many.
+const READ_AHEAD: usize = 64;
 /// Where the markers of caller-given message ids live.
 const IDS_PARENT: &str = ".fmes";
 const IDS_DIR: &str = ".fmes/ids";
@@ -373,23 +376,42 @@ impl<F: FileSystem> Queue<F> {
             .rev()
             .find(|(_, m)| m.is_none())
             .map(|(k, _)| k.clone());
-        for (key, message) in order {
+        // The files still to read, in order. They are read ahead in batches
+        // (no more than the limit can still take when every message counts).
+        let unread: Vec<usize> = (0..order.len()).filter(|&i| order[i].1.is_none()).collect();
+        let mut next_unread = 0;
+        let mut ahead = VecDeque::new();
+        for i in 0..order.len() {
             if received.messages.len() >= limit {
                 break;
             }
-            if dropped && last_kept.as_ref().is_some_and(|last| key > *last) {
+            if dropped && last_kept.as_ref().is_some_and(|last| order[i].0 > *last) {
                 return Ok((received, false));
             }
-            let message = match message {
+            let message = match order[i].1.take() {
                 Some(message) => message,
-                None => match self.read_message(mailbox, &key.file) {
-                    Some(Ok((message, _))) => message,
-                    Some(Err(bad)) => {
-                        received.malformed.push(bad);
-                        continue;
+                None => {
+                    if ahead.is_empty() {
+                        let room = match message_type {
+                            None => limit - received.messages.len(),
+                            Some(_) => usize::MAX,
+                        };
+                        let batch = &unread[next_unread..];
+                        let batch = &batch[..batch.len().min(room).min(READ_AHEAD)];
+                        let files: Vec<&str> =
+                            batch.iter().map(|&j| order[j].0.file.as_str()).collect();
+                        ahead.extend(self.read_messages(mailbox, &files));
+                        next_unread += batch.len();
                     }
-                    None => continue,
-                },
+                    match ahead.pop_front().flatten() {
+                        Some(Ok((message, _))) => message,
+                        Some(Err(bad)) => {
+                            received.malformed.push(bad);
+                            continue;
+                        }
+                        None => continue,
+                    }
+                }
             };
             if message_type.is_none_or(|t| t == message.message_type) {
                 received.messages.push(message);
@@ -650,18 +672,32 @@ impl<F: FileSystem> Queue<F> {
         file: &str,
     ) -> Option<Result<(Message, OrderKey), MalformedFile>> {
         let path = format!("{mailbox}/{file}");
-        let malformed = |reason: String| MalformedFile {
-            file: file.to_string(),
-            reason,
-        };
-        match self.fs.read(&path, MAX_FILE_BYTES) {
-            Ok(ReadOutcome::Bytes(bytes)) => Some(message::parse(file, bytes).map_err(malformed)),
-            Ok(ReadOutcome::TooLarge) => Some(Err(malformed(format!(
-                "larger than {MAX_FILE_BYTES} bytes; not read"
-            )))),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => Some(Err(malformed(format!("cannot be read: {e}")))),
+        message_from_read(file, self.fs.read(&path, MAX_FILE_BYTES))
+    }
+
+    /// `read_message` for several files of one mailbox, in order, read in
+    /// as few calls as the file system allows.
+    fn read_messages(
+        &self,
+        mailbox: &str,
+        files: &[&str],
+    ) -> Vec<Option<Result<(Message, OrderKey), MalformedFile>>> {
+        let mut answers = Vec::with_capacity(files.len());
+        while answers.len() < files.len() {
+            let rest = &files[answers.len()..];
+            let read = self.fs.read_some(mailbox, rest, MAX_FILE_BYTES);
+            if read.is_empty() {
+                // A backend must answer for one at least; be safe anyway.
+                answers.extend(rest.iter().map(|file| self.read_message(mailbox, file)));
+                break;
+            }
+            answers.extend(
+                rest.iter()
+                    .zip(read)
+                    .map(|(file, outcome)| message_from_read(file, outcome)),
+            );
         }
+        answers
     }
 
     /// Moves `mailbox/file` into `ARCHIVE/` without replacing anything there.
@@ -690,6 +726,26 @@ impl<F: FileSystem> Queue<F> {
             ))),
             other => other,
         }
+    }
+}
+
+/// A message from reading its file; `None` if it vanished (another reader
+/// archived it).
+fn message_from_read(
+    file: &str,
+    read: std::io::Result<ReadOutcome>,
+) -> Option<Result<(Message, OrderKey), MalformedFile>> {
+    let malformed = |reason: String| MalformedFile {
+        file: file.to_string(),
+        reason,
+    };
+    match read {
+        Ok(ReadOutcome::Bytes(bytes)) => Some(message::parse(file, bytes).map_err(malformed)),
+        Ok(ReadOutcome::TooLarge) => Some(Err(malformed(format!(
+            "larger than {MAX_FILE_BYTES} bytes; not read"
+        )))),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => Some(Err(malformed(format!("cannot be read: {e}")))),
     }
 }
 

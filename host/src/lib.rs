@@ -11,6 +11,7 @@ pub mod comm;
 pub mod error;
 mod listing;
 pub mod plugin;
+mod reads;
 pub mod runtime;
 mod sandbox;
 pub mod watch;

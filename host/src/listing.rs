@@ -159,13 +159,14 @@ fn descriptor_type(kind: FileType) -> DescriptorType {
     }
 }
 
-fn error_code(e: rustix::io::Errno) -> ErrorCode {
+pub(crate) fn error_code(e: rustix::io::Errno) -> ErrorCode {
     use rustix::io::Errno;
     match e {
         Errno::NOENT => ErrorCode::NoEntry,
         Errno::ACCESS => ErrorCode::Access,
         Errno::PERM => ErrorCode::NotPermitted,
         Errno::NOTDIR => ErrorCode::NotDirectory,
+        Errno::ISDIR => ErrorCode::IsDirectory,
         Errno::LOOP => ErrorCode::Loop,
         Errno::NOMEM => ErrorCode::InsufficientMemory,
         Errno::MFILE | Errno::NFILE => ErrorCode::InsufficientMemory,

@@ -80,6 +80,7 @@ impl Runtime {
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
         crate::listing::add_to_linker(&mut linker).map_err(load_error)?;
+        crate::reads::add_to_linker(&mut linker).map_err(load_error)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(load_error)?;
         let pre = QueueHostedPre::new(instance_pre).map_err(load_error)?;
 

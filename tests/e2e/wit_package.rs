@@ -402,8 +402,8 @@ fn the_wit_package_parses_with_its_three_worlds() {
         "the queue world imports nothing but what its host gives every component (WASI)"
     );
 
-    // The hosted world: the same exports, and the listing (with the WASI
-    // interfaces its types come from).
+    // The hosted world: the same exports, and the listing and reads (with
+    // the WASI interfaces their types come from).
     let hosted = world(&resolve, package, "queue-hosted");
     assert_eq!(
         describe_exports(&resolve, hosted),
@@ -415,7 +415,7 @@ fn the_wit_package_parses_with_its_three_worlds() {
             .iter()
             .filter(|name| !name.starts_with("wasi:"))
             .collect::<Vec<_>>(),
-        ["fmes:queue/listing@0.1.0"],
+        ["fmes:queue/listing@0.1.0", "fmes:queue/reads@0.1.0"],
         "{imports:?}"
     );
     let listing = describe_fmes_imports(&resolve, hosted);
@@ -512,13 +512,17 @@ fn the_hosted_component_matches_the_queue_hosted_world() {
         fmes::runtime::HOSTED_COMPONENT,
     );
     assert_none(
-        "the hosted component against wit/listing.wit",
+        "the hosted component against wit/hosted.wit",
         &check_queue_component(&wit, hosted, &component, built),
     );
-    // It does list through the host, with both functions.
+    // It does list and read through the host, with every function.
     let imported = describe_fmes_imports(&component, built);
-    for function in ["list-folder", "[method]folder-listing.next-batch"] {
-        let key = format!("fmes:queue/listing@0.1.0#{function}");
+    for function in [
+        "listing@0.1.0#list-folder",
+        "listing@0.1.0#[method]folder-listing.next-batch",
+        "reads@0.1.0#read-files",
+    ] {
+        let key = format!("fmes:queue/{function}");
         assert!(imported.contains_key(&key), "{key} not in {imported:#?}");
     }
     // And the portable one does not match it (it imports no listing).
@@ -594,19 +598,19 @@ fn a_changed_wit_package_no_longer_matches_the_component() {
 }
 
 /// The same for the listing the hosted component imports: a changed
-/// signature in `wit/listing.wit` is reported against the built component.
+/// signature in `wit/hosted.wit` is reported against the built component.
 #[test]
 fn a_changed_listing_interface_no_longer_matches_the_hosted_component() {
     let (component, built) = decode_component(
         "the hosted fmes queue component",
         fmes::runtime::HOSTED_COMPONENT,
     );
-    let listing = std::fs::read_to_string(wit_dir().join("listing.wit")).unwrap();
+    let listing = std::fs::read_to_string(wit_dir().join("hosted.wit")).unwrap();
     let from = "        names: string,\n";
     assert_eq!(
         listing.matches(from).count(),
         1,
-        "{from:?} not once in listing.wit"
+        "{from:?} not once in hosted.wit"
     );
     let dir = tempfile::tempdir().unwrap();
     for file in ["queue.wit", "plugin.wit"] {
@@ -623,7 +627,7 @@ fn a_changed_listing_interface_no_longer_matches_the_hosted_component() {
         .unwrap();
     }
     std::fs::write(
-        dir.path().join("listing.wit"),
+        dir.path().join("hosted.wit"),
         listing.replacen(from, "        names: list<u8>,\n", 1),
     )
     .unwrap();

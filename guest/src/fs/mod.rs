@@ -76,6 +76,15 @@ pub trait FileSystem {
     fn status(&self, path: &str) -> io::Result<Status>;
     /// Reads a regular file (never through a symbolic link), at most `cap` bytes.
     fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome>;
+    /// Reads the files `names` inside the folder `dir` as `read` does, in
+    /// order; a backend may answer for fewer than all (at least one), and
+    /// the caller asks again for the rest.
+    fn read_some(&self, dir: &str, names: &[&str], cap: u64) -> Vec<io::Result<ReadOutcome>> {
+        names
+            .iter()
+            .map(|name| self.read(&format!("{dir}/{name}"), cap))
+            .collect()
+    }
     /// Creates a new file holding `bytes`; `AlreadyExists` if the name is
     /// taken. With `durable`, its data is on disk before this returns.
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()>;

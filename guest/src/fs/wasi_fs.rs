@@ -245,6 +245,32 @@ impl FileSystem for WasiFs {
         }
     }
 
+    #[cfg(feature = "hosted-listing")]
+    fn read_some(&self, dir: &str, names: &[&str], cap: u64) -> Vec<io::Result<ReadOutcome>> {
+        use crate::component::fmes::queue::reads::{FileRead, read_files};
+        let folder = match self.folder(dir) {
+            Ok(folder) => folder,
+            Err(e) => {
+                let kind = e.kind();
+                let text = e.to_string();
+                return vec![Err(io::Error::new(kind, text))];
+            }
+        };
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        read_files(&folder, &names, cap)
+            .into_iter()
+            .map(|answer| match answer {
+                FileRead::Contents(bytes) => Ok(ReadOutcome::Bytes(bytes)),
+                FileRead::TooLarge => Ok(ReadOutcome::TooLarge),
+                FileRead::NotAFile => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                )),
+                FileRead::Failed(code) => Err(to_io(code)),
+            })
+            .collect()
+    }
+
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         let file = self
             .root

@@ -114,7 +114,10 @@ impl Runtime {
 
     /// Keeps the epoch advancing until the guard is dropped.
     pub(crate) fn call_in_flight(&self) -> InFlight<'_> {
-        self.ticker.update(|state| state.in_flight += 1);
+        self.ticker.update(|state| {
+            state.in_flight += 1;
+            state.in_flight == 1
+        });
         InFlight(&self.ticker)
     }
 
@@ -141,7 +144,10 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker.update(|state| state.stop = true);
+        self.ticker.update(|state| {
+            state.stop = true;
+            true
+        });
     }
 }
 
@@ -157,6 +163,11 @@ pub(crate) struct Ticker {
 struct TickerState {
     in_flight: usize,
     stop: bool,
+    /// The thread waits on the condition variable (no call in flight): only
+    /// then does a change need to wake it. Calls come and go thousands of
+    /// times a second, and a wake-up for each was two system calls and a
+    /// trip to the other core.
+    waiting: bool,
 }
 
 impl Ticker {
@@ -170,11 +181,15 @@ impl Ticker {
             .name("fmes-epoch".into())
             .spawn(move || {
                 loop {
-                    let state = shared.lock();
-                    let state = shared
-                        .wake
-                        .wait_while(state, |s| s.in_flight == 0 && !s.stop)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut state = shared.lock();
+                    while state.in_flight == 0 && !state.stop {
+                        state.waiting = true;
+                        state = shared
+                            .wake
+                            .wait(state)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        state.waiting = false;
+                    }
                     if state.stop {
                         return;
                     }
@@ -195,9 +210,14 @@ impl Ticker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn update(&self, change: impl FnOnce(&mut TickerState)) {
-        change(&mut self.lock());
-        self.wake.notify_all();
+    /// Changes the state; `change` says whether the thread should look at
+    /// it now (it is woken only if it waits).
+    fn update(&self, change: impl FnOnce(&mut TickerState) -> bool) {
+        let mut state = self.lock();
+        if change(&mut state) && state.waiting {
+            drop(state);
+            self.wake.notify_all();
+        }
     }
 }
 
@@ -206,7 +226,11 @@ pub(crate) struct InFlight<'a>(&'a Ticker);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.update(|state| state.in_flight -= 1);
+        // The thread finds no call in flight after its tick and waits.
+        self.0.update(|state| {
+            state.in_flight -= 1;
+            false
+        });
     }
 }
 

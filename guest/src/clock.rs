@@ -29,20 +29,38 @@ impl UtcNanos {
     /// The format's `timestamp` field: `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn timestamp(self) -> String {
         let (c, _) = self.split();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second
-        )
+        let mut text = String::with_capacity(20);
+        push_digits(&mut text, c.year.into(), 4);
+        text.push('-');
+        push_digits(&mut text, c.month.into(), 2);
+        text.push('-');
+        push_digits(&mut text, c.day.into(), 2);
+        text.push('T');
+        push_digits(&mut text, c.hour.into(), 2);
+        text.push(':');
+        push_digits(&mut text, c.minute.into(), 2);
+        text.push(':');
+        push_digits(&mut text, c.second.into(), 2);
+        text.push('Z');
+        text
     }
 
     /// The stamp in fmes file names: `YYYYmmdd_HHMMSS.nnnnnnnnnZ`. It starts
     /// like the Python writer's `YYYYmmdd_HHMMSS` and sorts byte-wise in time order.
     pub fn name_stamp(self) -> String {
         let (c, nanos) = self.split();
-        format!(
-            "{:04}{:02}{:02}_{:02}{:02}{:02}.{:09}Z",
-            c.year, c.month, c.day, c.hour, c.minute, c.second, nanos
-        )
+        let mut text = String::with_capacity(26);
+        push_digits(&mut text, c.year.into(), 4);
+        push_digits(&mut text, c.month.into(), 2);
+        push_digits(&mut text, c.day.into(), 2);
+        text.push('_');
+        push_digits(&mut text, c.hour.into(), 2);
+        push_digits(&mut text, c.minute.into(), 2);
+        push_digits(&mut text, c.second.into(), 2);
+        text.push('.');
+        push_digits(&mut text, nanos.into(), 9);
+        text.push('Z');
+        text
     }
 
     /// Parses a `timestamp` field.
@@ -200,9 +218,46 @@ pub fn next_send_time(now: SystemTime) -> UtcNanos {
     UtcNanos(next)
 }
 
+/// Appends `value` in decimal, zero-padded to `width` digits (all of its
+/// digits if it has more), as `format!("{value:0width$}")` does, without
+/// the formatting machinery (a send formats two stamps).
+fn push_digits(text: &mut String, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut rest = value;
+    let mut used = 0;
+    while rest > 0 || used == 0 {
+        digits[19 - used] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        used += 1;
+    }
+    let shown = used.max(width).min(20);
+    for &digit in &digits[20 - shown..] {
+        text.push(char::from(digit));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_padded_as_format_pads_them() {
+        for (value, width) in [
+            (0, 1),
+            (0, 4),
+            (7, 2),
+            (42, 2),
+            (123, 2),
+            (2026, 4),
+            (5, 9),
+            (999_999_999, 9),
+            (u64::MAX, 4),
+        ] {
+            let mut text = String::new();
+            push_digits(&mut text, value, width);
+            assert_eq!(text, format!("{value:0width$}"));
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

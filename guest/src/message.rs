@@ -4,9 +4,10 @@
 use std::collections::BinaryHeap;
 use std::marker::PhantomData;
 
+use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::clock::UtcNanos;
 
@@ -39,9 +40,43 @@ pub struct NewMessage<'a> {
 }
 
 impl NewMessage<'_> {
+    /// The file's text: the format's fields in its order, then `fmes_file`
+    /// when given, laid out as the Python writer does (two-space indent),
+    /// with a final newline.
+    pub fn stored_text(&self, fmes_file: Option<&str>) -> Result<String, serde_json::Error> {
+        /// The stored object, written straight from borrowed fields (no map
+        /// to build and hash first).
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            id: &'a str,
+            from: &'a str,
+            to: &'a str,
+            #[serde(rename = "type")]
+            message_type: &'a str,
+            priority: u8,
+            timestamp: &'a str,
+            payload: &'a Value,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fmes_file: Option<&'a str>,
+        }
+        let mut text = serde_json::to_string_pretty(&Stored {
+            id: &self.id,
+            from: self.from,
+            to: self.to,
+            message_type: self.message_type,
+            priority: self.priority,
+            timestamp: &self.sent.timestamp(),
+            payload: &self.payload,
+            fmes_file,
+        })?;
+        text.push('\n');
+        Ok(text)
+    }
+
     /// The stored JSON object, with fields in the format's order.
+    #[cfg(test)]
     pub fn to_object(&self) -> Value {
-        let mut object = Map::new();
+        let mut object = serde_json::Map::new();
         object.insert("id".into(), Value::from(self.id.as_str()));
         object.insert("from".into(), Value::from(self.from));
         object.insert("to".into(), Value::from(self.to));
@@ -411,6 +446,24 @@ mod tests {
         assert_eq!(by_name, by_key);
         let first = key_from_fmes_name(&by_name[0]).unwrap();
         assert_eq!((first.priority, first.sent), (1, times[0]));
+    }
+
+    #[test]
+    fn the_stored_text_is_the_object_laid_out_as_python_does() {
+        let new = new_message(5, UtcNanos(1_700_000_000_000_000_000));
+        let mut expected = serde_json::to_string_pretty(&new.to_object()).unwrap();
+        expected.push('\n');
+        assert_eq!(new.stored_text(None).unwrap(), expected);
+        assert!(
+            expected.starts_with("{\n  \"id\": \"00000000-"),
+            "{expected}"
+        );
+
+        let mut object = new.to_object();
+        object["fmes_file"] = Value::from("5_x.json");
+        let mut expected = serde_json::to_string_pretty(&object).unwrap();
+        expected.push('\n');
+        assert_eq!(new.stored_text(Some("5_x.json")).unwrap(), expected);
     }
 
     #[test]

@@ -549,8 +549,7 @@ impl<F: FileSystem> Queue<F> {
     /// name with a hard link, which fails rather than replace a file; a
     /// reader never sees a partial message.
     fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<Message, QueueError> {
-        let object = new.to_object();
-        let text = message_text(&object)?;
+        let text = stored_text(new, None)?;
         let mut attempt = 0;
         let (file, temporary) = loop {
             attempt += 1;
@@ -604,10 +603,8 @@ impl<F: FileSystem> Queue<F> {
         self.ensure_dir(IDS_PARENT)?;
         self.ensure_dir(IDS_DIR)?;
         let marker = format!("{IDS_DIR}/{id}");
-        let mut object = new.to_object();
         let file = new.file_name(&self.unique_part());
-        object["fmes_file"] = Value::from(file.as_str());
-        let text = message_text(&object)?;
+        let text = stored_text(new, Some(&file))?;
         let (message, mailbox) =
             match self
                 .fs
@@ -750,11 +747,9 @@ fn message_from_read(
 }
 
 /// A stored message's text: the Python writer's layout (two-space indent).
-fn message_text(object: &Value) -> Result<String, QueueError> {
-    let mut text = serde_json::to_string_pretty(object)
-        .map_err(|e| QueueError::Io(format!("encode message: {e}")))?;
-    text.push('\n');
-    Ok(text)
+fn stored_text(new: &NewMessage<'_>, fmes_file: Option<&str>) -> Result<String, QueueError> {
+    new.stored_text(fmes_file)
+        .map_err(|e| QueueError::Io(format!("encode message: {e}")))
 }
 
 /// What a send returns for a message it stored as `text` under `file`.

@@ -15,6 +15,7 @@ mod reads;
 pub mod runtime;
 mod sandbox;
 pub mod watch;
+mod writes;
 
 pub use comm::Comm;
 pub use error::{Error, QueueError};

@@ -77,13 +77,19 @@ fn read_files(folder: &Arc<std::fs::File>, names: &[String], cap: u64) -> Vec<Fi
     answers
 }
 
-fn read_file(folder: &Arc<std::fs::File>, name: &str, cap: u64) -> FileRead {
-    // One name inside the folder: nothing to resolve, nothing to leave by.
+/// `name` for a system call, if it is one name inside a folder: nothing to
+/// resolve, nothing to leave the folder by.
+pub(crate) fn single_name(name: &str) -> Result<CString, ErrorCode> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-        return FileRead::Failed(ErrorCode::Invalid);
+        return Err(ErrorCode::Invalid);
     }
-    let Ok(c_name) = CString::new(name) else {
-        return FileRead::Failed(ErrorCode::Invalid);
+    CString::new(name).map_err(|_| ErrorCode::Invalid)
+}
+
+fn read_file(folder: &Arc<std::fs::File>, name: &str, cap: u64) -> FileRead {
+    let c_name = match single_name(name) {
+        Ok(c_name) => c_name,
+        Err(code) => return FileRead::Failed(code),
     };
     // NOFOLLOW: a link is an error (`loop`), never read through; NONBLOCK:
     // opening a FIFO must not wait for a writer.

@@ -81,6 +81,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
         crate::listing::add_to_linker(&mut linker).map_err(load_error)?;
         crate::reads::add_to_linker(&mut linker).map_err(load_error)?;
+        crate::writes::add_to_linker(&mut linker).map_err(load_error)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(load_error)?;
         let pre = QueueHostedPre::new(instance_pre).map_err(load_error)?;
 

@@ -402,8 +402,8 @@ fn the_wit_package_parses_with_its_three_worlds() {
         "the queue world imports nothing but what its host gives every component (WASI)"
     );
 
-    // The hosted world: the same exports, and the listing and reads (with
-    // the WASI interfaces their types come from).
+    // The hosted world: the same exports, and the listing, reads and writes
+    // (with the WASI interfaces their types come from).
     let hosted = world(&resolve, package, "queue-hosted");
     assert_eq!(
         describe_exports(&resolve, hosted),
@@ -415,7 +415,11 @@ fn the_wit_package_parses_with_its_three_worlds() {
             .iter()
             .filter(|name| !name.starts_with("wasi:"))
             .collect::<Vec<_>>(),
-        ["fmes:queue/listing@0.1.0", "fmes:queue/reads@0.1.0"],
+        [
+            "fmes:queue/listing@0.1.0",
+            "fmes:queue/reads@0.1.0",
+            "fmes:queue/writes@0.1.0"
+        ],
         "{imports:?}"
     );
     let listing = describe_fmes_imports(&resolve, hosted);
@@ -515,12 +519,13 @@ fn the_hosted_component_matches_the_queue_hosted_world() {
         "the hosted component against wit/hosted.wit",
         &check_queue_component(&wit, hosted, &component, built),
     );
-    // It does list and read through the host, with every function.
+    // It does list, read and write through the host, with every function.
     let imported = describe_fmes_imports(&component, built);
     for function in [
         "listing@0.1.0#list-folder",
         "listing@0.1.0#[method]folder-listing.next-batch",
         "reads@0.1.0#read-files",
+        "writes@0.1.0#write-new",
     ] {
         let key = format!("fmes:queue/{function}");
         assert!(imported.contains_key(&key), "{key} not in {imported:#?}");

@@ -271,6 +271,14 @@ impl FileSystem for WasiFs {
             .collect()
     }
 
+    #[cfg(feature = "hosted-listing")]
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+        use crate::component::fmes::queue::writes;
+        let (folder, name) = self.parent(path)?;
+        writes::write_new(&folder, name, bytes, durable).map_err(to_io)
+    }
+
+    #[cfg(not(feature = "hosted-listing"))]
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         let file = self
             .root

@@ -16,8 +16,7 @@ use super::Context;
 The component exports the fmes:queue@0.1.0 interfaces (world queue, see
 wit/queue.wit) and imports only WASI 0.2, with its mailboxes under the preopen
 /_COMM. (This CLI runs the same queue built for the world queue-hosted, which
-also takes folder listings and file reads in batches from the host:
-wit/hosted.wit.)")]
+also lists, reads and writes files through the host: wit/hosted.wit.)")]
 pub struct Args {
     /// The file to write (replaced if it exists); stdout when not given.
     #[arg(short, long, value_name = "FILE")]

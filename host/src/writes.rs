@@ -1,0 +1,124 @@
+//! The file writes this host gives the queue component
+//! (`fmes:queue/writes`, in the `queue-hosted` world).
+//!
+//! Through WASI 0.2 a new file takes three calls into the host (open with
+//! create, write, drop), and wasmtime-wasi stats every file it opens to
+//! learn its type; every send writes one new file. Here one call creates,
+//! writes and closes it with the system calls alone.
+//!
+//! Nothing is widened: the name is a single name inside a folder descriptor
+//! the component already holds, created exclusively (an existing name, a
+//! symbolic link included, is an error, never followed or replaced), and
+//! only if the folder is writable to the component.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::filesystem::Descriptor;
+use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
+
+use crate::listing::error_code;
+use crate::reads::single_name;
+
+/// The interface this module implements.
+const WRITES: &str = "fmes:queue/writes@0.1.0";
+
+/// Adds `fmes:queue/writes` to a linker that has wasmtime-wasi's
+/// `wasi:filesystem` (whose descriptors it takes).
+pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    let mut writes = linker.instance(WRITES)?;
+    writes.func_wrap(
+        "write-new",
+        |mut store: StoreContextMut<'_, T>,
+         (folder, name, contents, durable): (Resource<Descriptor>, String, Vec<u8>, bool)| {
+            let table = store.data_mut().ctx().table;
+            let result = match table.get(&folder)? {
+                Descriptor::Dir(dir) if dir.perms.write_not_permitted() => {
+                    Err(ErrorCode::NotPermitted)
+                }
+                Descriptor::Dir(dir) => write_new(&dir.dir, &name, &contents, durable),
+                Descriptor::File(_) => Err(ErrorCode::NotDirectory),
+            };
+            Ok((result,))
+        },
+    )?;
+    Ok(())
+}
+
+fn write_new(
+    folder: &Arc<std::fs::File>,
+    name: &str,
+    contents: &[u8],
+    durable: bool,
+) -> Result<(), ErrorCode> {
+    let c_name = single_name(name)?;
+    // EXCL with NOFOLLOW: whatever has the name, a link included, is left
+    // alone and the create fails.
+    let file = rustix::fs::openat(
+        folder.as_fd(),
+        &c_name,
+        OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NOCTTY,
+        Mode::from_raw_mode(0o666),
+    )
+    .map_err(error_code)?;
+    let mut written = 0;
+    while written < contents.len() {
+        match rustix::io::write(&file, &contents[written..]) {
+            Ok(0) => return Err(ErrorCode::Io),
+            Ok(n) => written += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(error_code(e)),
+        }
+    }
+    if durable {
+        rustix::fs::fdatasync(&file).map_err(error_code)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn a_new_file_is_written_and_nothing_is_replaced_or_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = Arc::new(std::fs::File::open(dir.path()).unwrap());
+        write_new(&folder, "a.json", b"{}", true).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
+        assert_eq!(
+            write_new(&folder, "a.json", b"[]", false),
+            Err(ErrorCode::Exist)
+        );
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
+
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("target.json");
+        symlink(&target, dir.path().join("link.json")).unwrap();
+        assert_eq!(
+            write_new(&folder, "link.json", b"{}", false),
+            Err(ErrorCode::Exist)
+        );
+        assert!(!target.exists(), "the dangling link was followed");
+
+        for name in ["", ".", "..", "../escape.json", "inner/b.json", "a\0.json"] {
+            assert_eq!(
+                write_new(&folder, name, b"{}", false),
+                Err(ErrorCode::Invalid),
+                "{name:?}"
+            );
+        }
+        assert!(!dir.path().parent().unwrap().join("escape.json").exists());
+    }
+}

@@ -40,8 +40,8 @@ fn main() {
     }
 
     // The queue twice from one source: for any runtime (the `queue` world),
-    // and as this host runs it (`queue-hosted`: batch listings from the
-    // host). Built one after the other into one target dir (only the guest
+    // and as this host runs it (`queue-hosted`: listings, reads and writes
+    // through the host). Built one after the other into one target dir (only the guest
     // crate itself differs), each copied out before the next replaces it.
     let guest_target_dir = shared_target_dir(&out_dir).join("guest");
     let built = guest_target_dir
@@ -51,7 +51,7 @@ fn main() {
     let mut hosted_bytes = Vec::new();
     for (features, file) in [
         (None, "fmes_queue.wasm"),
-        (Some("hosted-listing"), "fmes_queue_hosted.wasm"),
+        (Some("hosted"), "fmes_queue_hosted.wasm"),
     ] {
         if !cargo_build(
             &workspace.join("Cargo.toml"),

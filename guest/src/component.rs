@@ -7,15 +7,15 @@ use std::cell::Cell;
 use crate::fs::WasiFs;
 use crate::queue::{self, Options, Queue};
 
-#[cfg(not(feature = "hosted-listing"))]
+#[cfg(not(feature = "hosted"))]
 wit_bindgen::generate!({
     path: "../wit",
     world: "queue",
 });
 
-// The same exports, plus the host's batch listing; its WASI types are the
-// ones the rest of the guest uses (the `wasip2` crate's).
-#[cfg(feature = "hosted-listing")]
+// The same exports, plus the host's listing, reads and writes; their WASI
+// types are the ones the rest of the guest uses (the `wasip2` crate's).
+#[cfg(feature = "hosted")]
 wit_bindgen::generate!({
     path: "../wit",
     world: "queue-hosted",

@@ -18,7 +18,8 @@ use crate::sandbox::Sandbox;
 /// `fmes component` writes.
 pub static COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fmes_queue.wasm"));
 /// The same queue built for the `queue-hosted` world, which this host runs:
-/// its folder listings come in batches from the host (`crate::listing`).
+/// it lists folders, reads message files and creates files through the host
+/// (`crate::listing`, `crate::reads`, `crate::writes`), many per call.
 pub static HOSTED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/fmes_queue_hosted.wasm"));
 const HOSTED_COMPONENT_HASH: &str = env!("FMES_COMPONENT_HASH");

@@ -8,9 +8,10 @@
 //! temporary file) is an error for that entry alone, which is skipped,
 //! instead of ending the listing as it does in the standard library.
 //!
-//! Built with the `hosted-listing` feature (the `queue-hosted` world), it
-//! lists folders through the fmes host's `fmes:queue/listing` instead:
-//! hundreds of entries per call rather than one.
+//! Built with the `hosted` feature (the `queue-hosted` world), it lists
+//! folders, reads message files and creates new ones through the fmes
+//! host's `fmes:queue/listing`, `reads` and `writes` instead: hundreds of
+//! entries or many files per call rather than several calls per file.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -156,7 +157,7 @@ impl FileSystem for WasiFs {
         Ok(entries)
     }
 
-    #[cfg(feature = "hosted-listing")]
+    #[cfg(feature = "hosted")]
     fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
         use crate::component::fmes::queue::listing::list_folder;
         let folder = self.folder(dir)?;
@@ -174,7 +175,7 @@ impl FileSystem for WasiFs {
         }
     }
 
-    #[cfg(not(feature = "hosted-listing"))]
+    #[cfg(not(feature = "hosted"))]
     fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
         let stream = self.folder(dir)?.read_directory().map_err(to_io)?;
         loop {
@@ -245,7 +246,7 @@ impl FileSystem for WasiFs {
         }
     }
 
-    #[cfg(feature = "hosted-listing")]
+    #[cfg(feature = "hosted")]
     fn read_some(&self, dir: &str, names: &[&str], cap: u64) -> Vec<io::Result<ReadOutcome>> {
         use crate::component::fmes::queue::reads::{FileRead, read_files};
         let folder = match self.folder(dir) {
@@ -271,14 +272,14 @@ impl FileSystem for WasiFs {
             .collect()
     }
 
-    #[cfg(feature = "hosted-listing")]
+    #[cfg(feature = "hosted")]
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         use crate::component::fmes::queue::writes;
         let (folder, name) = self.parent(path)?;
         writes::write_new(&folder, name, bytes, durable).map_err(to_io)
     }
 
-    #[cfg(not(feature = "hosted-listing"))]
+    #[cfg(not(feature = "hosted"))]
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
         let file = self
             .root

@@ -55,6 +55,18 @@ pub struct Status {
     pub modified: SystemTime,
 }
 
+/// `list` for a backend whose own listing is `for_each_entry`.
+fn collect_entries(fs: &impl FileSystem, dir: &str) -> io::Result<Vec<DirEntry>> {
+    let mut entries = Vec::new();
+    fs.for_each_entry(dir, &mut |name, kind| {
+        entries.push(DirEntry {
+            name: name.to_string(),
+            kind,
+        })
+    })?;
+    Ok(entries)
+}
+
 /// Operations the queue needs, relative to the queue's root.
 pub trait FileSystem {
     /// Lists a directory. Names that are not UTF-8 are skipped: no valid

@@ -43,14 +43,7 @@ fn kind_of(file_type: std::fs::FileType) -> EntryKind {
 
 impl FileSystem for StdFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
-        let mut entries = Vec::new();
-        self.for_each_entry(dir, &mut |name, kind| {
-            entries.push(DirEntry {
-                name: name.to_string(),
-                kind,
-            })
-        })?;
-        Ok(entries)
+        super::collect_entries(self, dir)
     }
 
     fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {

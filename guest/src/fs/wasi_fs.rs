@@ -147,14 +147,7 @@ fn modified(stat: &DescriptorStat) -> SystemTime {
 
 impl FileSystem for WasiFs {
     fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
-        let mut entries = Vec::new();
-        self.for_each_entry(dir, &mut |name, kind| {
-            entries.push(DirEntry {
-                name: name.to_string(),
-                kind,
-            })
-        })?;
-        Ok(entries)
+        super::collect_entries(self, dir)
     }
 
     #[cfg(feature = "hosted")]

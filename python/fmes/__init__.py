@@ -13,6 +13,8 @@ agents and the CLI share one implementation of the format::
         print(message.sender, message.payload)
 """
 
+from . import errors as _errors
+from . import types as _types
 from .comm import Comm
 from .errors import (
     ComponentError,
@@ -53,38 +55,5 @@ from .types import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Comm",
-    "Message",
-    "MalformedFile",
-    "Received",
-    "Claimed",
-    "ClaimBatch",
-    "Released",
-    "RecoverReport",
-    "CleanupReport",
-    "DeadLetter",
-    "MailboxStats",
-    "RawJson",
-    "FmesError",
-    "MissingComm",
-    "QueueError",
-    "InvalidAgentName",
-    "InvalidConsumer",
-    "InvalidMessageId",
-    "UnknownAgent",
-    "InvalidPriority",
-    "InvalidType",
-    "InvalidPayload",
-    "PayloadTooLarge",
-    "InvalidFileName",
-    "NotFound",
-    "InvalidLayout",
-    "FileSystemError",
-    "ComponentError",
-    "ComponentNotFound",
-    "ComponentLoadError",
-    "TimeLimitExceeded",
-    "MemoryLimitExceeded",
-    "ComponentTrap",
-]
+# Everything the submodules export, from one place each.
+__all__ = ["Comm", *_types.__all__, *_errors.__all__]

@@ -294,3 +294,11 @@ def test_a_closed_comm_refuses_calls(comm: fmes.Comm) -> None:
         assert comm.peek("coder") == 0
     with pytest.raises(fmes.FmesError, match="closed"):
         comm.peek("coder")
+
+
+def test_the_package_exports_every_public_name_of_its_modules() -> None:
+    from fmes import comm, errors, types
+
+    for module in (comm, errors, types):
+        for name in module.__all__:
+            assert name in fmes.__all__ and getattr(fmes, name) is getattr(module, name), name

@@ -23,24 +23,27 @@ impl UtcNanos {
 
     fn split(self) -> (Civil, u32) {
         let secs = self.0 / NANOS_PER_SEC;
-        (Civil::from_unix(secs), (self.0 % NANOS_PER_SEC) as u32)
+        (
+            Civil::from_unix(secs),
+            (self.0 - secs * NANOS_PER_SEC) as u32,
+        )
     }
 
     /// The format's `timestamp` field: `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn timestamp(self) -> String {
         let (c, _) = self.split();
         let mut text = String::with_capacity(20);
-        push_digits(&mut text, c.year.into(), 4);
+        push_digits(&mut text, c.year, 4);
         text.push('-');
-        push_digits(&mut text, c.month.into(), 2);
+        push_digits(&mut text, c.month, 2);
         text.push('-');
-        push_digits(&mut text, c.day.into(), 2);
+        push_digits(&mut text, c.day, 2);
         text.push('T');
-        push_digits(&mut text, c.hour.into(), 2);
+        push_digits(&mut text, c.hour, 2);
         text.push(':');
-        push_digits(&mut text, c.minute.into(), 2);
+        push_digits(&mut text, c.minute, 2);
         text.push(':');
-        push_digits(&mut text, c.second.into(), 2);
+        push_digits(&mut text, c.second, 2);
         text.push('Z');
         text
     }
@@ -50,15 +53,15 @@ impl UtcNanos {
     pub fn name_stamp(self) -> String {
         let (c, nanos) = self.split();
         let mut text = String::with_capacity(26);
-        push_digits(&mut text, c.year.into(), 4);
-        push_digits(&mut text, c.month.into(), 2);
-        push_digits(&mut text, c.day.into(), 2);
+        push_digits(&mut text, c.year, 4);
+        push_digits(&mut text, c.month, 2);
+        push_digits(&mut text, c.day, 2);
         text.push('_');
-        push_digits(&mut text, c.hour.into(), 2);
-        push_digits(&mut text, c.minute.into(), 2);
-        push_digits(&mut text, c.second.into(), 2);
+        push_digits(&mut text, c.hour, 2);
+        push_digits(&mut text, c.minute, 2);
+        push_digits(&mut text, c.second, 2);
         text.push('.');
-        push_digits(&mut text, nanos.into(), 9);
+        push_digits(&mut text, nanos, 9);
         text.push('Z');
         text
     }
@@ -135,24 +138,26 @@ impl Civil {
     /// Converts seconds since 1970 to a proleptic Gregorian date (the
     /// days-to-civil computation on 400-year eras of 146,097 days).
     fn from_unix(secs: u64) -> Civil {
-        let days = secs / 86_400;
-        let rem = secs % 86_400;
+        // Days and seconds of the day fit 32 bits (until the year 11 million),
+        // and the rest runs on them: see `push_digits`.
+        let days = (secs / 86_400) as u32;
+        let rem = (secs - u64::from(days) * 86_400) as u32;
         let z = days + 719_468; // days since 0000-03-01
         let era = z / 146_097;
         let doe = z % 146_097;
         let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
         let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = (yoe + era * 400 + u64::from(month <= 2)) as u32;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u32::from(month <= 2);
         Civil {
             year,
             month,
             day,
-            hour: (rem / 3_600) as u32,
-            minute: (rem % 3_600 / 60) as u32,
-            second: (rem % 60) as u32,
+            hour: rem / 3_600,
+            minute: rem % 3_600 / 60,
+            second: rem % 60,
         }
     }
 
@@ -220,20 +225,26 @@ pub fn next_send_time(now: SystemTime) -> UtcNanos {
 
 /// Appends `value` in decimal, zero-padded to `width` digits (all of its
 /// digits if it has more), as `format!("{value:0width$}")` does, without
-/// the formatting machinery (a send formats two stamps).
-fn push_digits(text: &mut String, value: u64, width: usize) {
-    let mut digits = [b'0'; 20];
+/// the formatting machinery (a send formats two stamps). 32 bits: in wasm a
+/// 64-bit division by a constant stays a division, several times slower.
+pub(crate) fn push_digits(text: &mut String, value: u32, width: usize) {
+    const ZEROS: &str = "0000000000";
+    let mut digits = [b'0'; 10];
     let mut rest = value;
     let mut used = 0;
     while rest > 0 || used == 0 {
-        digits[19 - used] = b'0' + (rest % 10) as u8;
+        digits[9 - used] = b'0' + (rest % 10) as u8;
         rest /= 10;
         used += 1;
     }
-    let shown = used.max(width).min(20);
-    for &digit in &digits[20 - shown..] {
-        text.push(char::from(digit));
+    // Whole slices, not a char at a time: each push checks and encodes.
+    let mut padding = width.saturating_sub(used);
+    while padding > 0 {
+        let run = padding.min(ZEROS.len());
+        text.push_str(&ZEROS[..run]);
+        padding -= run;
     }
+    text.push_str(std::str::from_utf8(&digits[10 - used..]).expect("ASCII digits"));
 }
 
 #[cfg(test)]
@@ -251,7 +262,8 @@ mod tests {
             (2026, 4),
             (5, 9),
             (999_999_999, 9),
-            (u64::MAX, 4),
+            (u32::MAX, 4),
+            (u32::MAX, 12),
         ] {
             let mut text = String::new();
             push_digits(&mut text, value, width);

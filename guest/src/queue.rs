@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::clock::next_send_time;
 use crate::error::QueueError;
-use crate::fs::{EntryKind, FileSystem, ReadOutcome};
+use crate::fs::{EntryKind, FileSystem, PublishError, ReadOutcome};
 use crate::message::{self, FirstKeys, Message, NewMessage, OrderKey};
 use crate::names::{self, ARCHIVE_DIR};
 
@@ -161,8 +161,11 @@ impl<F: FileSystem> Queue<F> {
             0 => *RANDOM_ORIGIN.get_or_init(|| u32::from_le_bytes(random_bytes::<4>())),
             origin => origin,
         };
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff;
-        format!("{origin:08x}{count:04x}")
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed) as u16;
+        let mut unique = String::with_capacity(12);
+        push_hex(&mut unique, &origin.to_be_bytes());
+        push_hex(&mut unique, &count.to_be_bytes());
+        unique
     }
 
     /// Flushes a directory's entries when durable.
@@ -515,11 +518,11 @@ impl<F: FileSystem> Queue<F> {
     /// The mailbox folder of a valid agent name, checked to exist.
     pub(crate) fn mailbox(&self, agent: &str) -> Result<String, QueueError> {
         let dir = names::mailbox_dir(agent);
-        match self.fs.status(&dir) {
-            Ok(status) if status.kind == EntryKind::Dir => Ok(dir),
-            Ok(status) => Err(QueueError::InvalidLayout(format!(
+        match self.fs.folder_kind(&dir) {
+            Ok(EntryKind::Dir) => Ok(dir),
+            Ok(kind) => Err(QueueError::InvalidLayout(format!(
                 "{dir} is {}, not a mailbox folder",
-                describe_kind(status.kind)
+                describe_kind(kind)
             ))),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(QueueError::UnknownAgent {
                 name: agent.to_string(),
@@ -551,34 +554,37 @@ impl<F: FileSystem> Queue<F> {
     fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<Message, QueueError> {
         let text = stored_text(new, None)?;
         let mut attempt = 0;
-        let (file, temporary) = loop {
+        let file = loop {
             attempt += 1;
             let file = new.file_name(&self.unique_part());
-            let temporary = format!("{mailbox}/{}.tmp", file.trim_end_matches(".json"));
-            match self
-                .fs
-                .write_new(&temporary, text.as_bytes(), self.options.durable)
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS => {
+            let temporary = [file.trim_end_matches(".json"), ".tmp"].concat();
+            match self.fs.publish(
+                mailbox,
+                &temporary,
+                &file,
+                text.as_bytes(),
+                self.options.durable,
+            ) {
+                Ok(()) => break file,
+                // Taken by another writer's file (never by ours: names are
+                // unique to this process): try another name.
+                Err(PublishError::Write(e) | PublishError::Link(e))
+                    if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS =>
+                {
                     continue;
                 }
-                Err(e) => return Err(QueueError::io("write", &temporary, e)),
-            }
-            match self.fs.link(&temporary, &format!("{mailbox}/{file}")) {
-                Ok(()) => break (file, temporary),
-                Err(e) => {
-                    let _ = self.fs.remove_file(&temporary);
-                    if e.kind() == ErrorKind::AlreadyExists && attempt < NAME_ATTEMPTS {
-                        continue;
-                    }
+                Err(PublishError::Write(e)) => {
+                    return Err(QueueError::io(
+                        "write",
+                        &format!("{mailbox}/{temporary}"),
+                        e,
+                    ));
+                }
+                Err(PublishError::Link(e)) => {
                     return Err(QueueError::io("publish", &format!("{mailbox}/{file}"), e));
                 }
             }
         };
-        // The message is published; a leftover temporary name would only be
-        // swept by cleanup, so a failure here is not the sender's problem.
-        let _ = self.fs.remove_file(&temporary);
         self.sync(mailbox)?;
         Ok(stored_message(new, text, file))
     }
@@ -798,24 +804,33 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub(crate) fn random_hex(bytes: usize) -> String {
-    random_bytes::<16>()[..bytes]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = String::with_capacity(2 * bytes);
+    push_hex(&mut hex, &random_bytes::<16>()[..bytes]);
+    hex
+}
+
+/// Appends `bytes` in lower-case hex, two digits each: what
+/// `format!("{b:02x}")` gives, without the formatting machinery, which a
+/// send would otherwise run 20 times (it costs several times more in wasm).
+pub(crate) fn push_hex(text: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
 }
 
 /// A random (version 4) UUID, lower-case and hyphenated.
-fn uuid_v4() -> String {
+pub(crate) fn uuid_v4() -> String {
     let mut b = random_bytes::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut id = String::with_capacity(36);
+    for group in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]] {
+        if !id.is_empty() {
+            id.push('-');
+        }
+        push_hex(&mut id, group);
+    }
+    id
 }

@@ -286,3 +286,52 @@ fn claim_with_a_limit_fills_the_batch_past_bad_files_in_order() {
     let expected: Vec<String> = sent[3..].iter().map(|m| m.file.clone()).collect();
     assert_eq!(rest, expected);
 }
+
+#[test]
+fn hex_digits_and_uuids_are_spelled_as_format_would() {
+    let bytes: Vec<u8> = (0..=255).collect();
+    let mut hex = String::new();
+    crate::queue::push_hex(&mut hex, &bytes);
+    let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, formatted);
+
+    for _ in 0..100 {
+        let id = crate::queue::uuid_v4();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{id}"
+        );
+        assert!(
+            id.bytes()
+                .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert!(groups[2].starts_with('4'), "version 4: {id}");
+        assert!(
+            matches!(&groups[3][..1], "8" | "9" | "a" | "b"),
+            "variant: {id}"
+        );
+    }
+}
+
+#[test]
+fn unique_parts_are_the_origin_and_a_count_in_hex() {
+    let queue = Queue::with_options(
+        StdFs::new("/nonexistent"),
+        crate::Options {
+            origin: 0x00ab_cdef,
+            ..Default::default()
+        },
+    );
+    let first = queue.unique_part();
+    let second = queue.unique_part();
+    assert!(
+        first.starts_with("00abcdef") && second.starts_with("00abcdef"),
+        "{first}"
+    );
+    assert_eq!(first.len(), 12);
+    let count = |part: &str| u16::from_str_radix(&part[8..], 16).unwrap();
+    // Other tests make names in parallel: later, not necessarily next.
+    assert_ne!(count(&first), count(&second));
+}

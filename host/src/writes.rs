@@ -14,13 +14,14 @@
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
 
+use crate::bindings::fmes::queue::writes::PublishError;
 use crate::listing::error_code;
 use crate::reads::single_name;
 
@@ -46,7 +47,55 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
             Ok((result,))
         },
     )?;
+    writes.func_wrap(
+        "publish",
+        |mut store: StoreContextMut<'_, T>,
+         (folder, temporary, name, contents, durable): (
+            Resource<Descriptor>,
+            String,
+            String,
+            Vec<u8>,
+            bool,
+        )| {
+            let table = store.data_mut().ctx().table;
+            let result = match table.get(&folder)? {
+                Descriptor::Dir(dir) if dir.perms.write_not_permitted() => {
+                    Err(PublishError::Write(ErrorCode::NotPermitted))
+                }
+                Descriptor::Dir(dir) => publish(&dir.dir, &temporary, &name, &contents, durable),
+                Descriptor::File(_) => Err(PublishError::Write(ErrorCode::NotDirectory)),
+            };
+            Ok((result,))
+        },
+    )?;
     Ok(())
+}
+
+/// `publish`: the new file `temporary`, linked as `name`, then unlinked.
+fn publish(
+    folder: &Arc<std::fs::File>,
+    temporary: &str,
+    name: &str,
+    contents: &[u8],
+    durable: bool,
+) -> Result<(), PublishError> {
+    // Checked before anything is written, so a bad final name leaves nothing.
+    let c_name = single_name(name).map_err(PublishError::Link)?;
+    let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
+    write_new(folder, temporary, contents, durable).map_err(PublishError::Write)?;
+    // No AT_SYMLINK_FOLLOW: the temporary file itself, which this call just
+    // created, gets the second name; an existing `name` is never replaced.
+    let linked = rustix::fs::linkat(
+        folder.as_fd(),
+        &c_temporary,
+        folder.as_fd(),
+        &c_name,
+        AtFlags::empty(),
+    );
+    // Removed whether or not the link was made: on success it is the
+    // temporary name of a published file, on failure an unpublished copy.
+    let _ = rustix::fs::unlinkat(folder.as_fd(), &c_temporary, AtFlags::empty());
+    linked.map_err(|e| PublishError::Link(error_code(e)))
 }
 
 fn write_new(
@@ -119,6 +168,74 @@ mod tests {
                 "{name:?}"
             );
         }
+        assert!(!dir.path().parent().unwrap().join("escape.json").exists());
+    }
+
+    fn names_in(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn publish_leaves_the_final_name_alone_or_nothing_but_what_was_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = Arc::new(std::fs::File::open(dir.path()).unwrap());
+        publish(&folder, "a.tmp", "a.json", b"{}", true).unwrap();
+        assert_eq!(names_in(dir.path()), ["a.json"]);
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
+
+        // The final name taken: no replacement, the temporary file removed.
+        assert!(matches!(
+            publish(&folder, "b.tmp", "a.json", b"[]", false),
+            Err(PublishError::Link(ErrorCode::Exist))
+        ));
+        assert_eq!(names_in(dir.path()), ["a.json"]);
+        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
+
+        // The temporary name taken: whatever holds it is left as it was.
+        std::fs::write(dir.path().join("c.tmp"), "someone's").unwrap();
+        assert!(matches!(
+            publish(&folder, "c.tmp", "c.json", b"[]", false),
+            Err(PublishError::Write(ErrorCode::Exist))
+        ));
+        assert_eq!(names_in(dir.path()), ["a.json", "c.tmp"]);
+        assert_eq!(
+            std::fs::read(dir.path().join("c.tmp")).unwrap(),
+            b"someone's"
+        );
+
+        // A link under the final name is a taken name, never followed.
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("target.json");
+        symlink(&target, dir.path().join("link.json")).unwrap();
+        assert!(matches!(
+            publish(&folder, "d.tmp", "link.json", b"{}", false),
+            Err(PublishError::Link(ErrorCode::Exist))
+        ));
+        assert!(!target.exists(), "the dangling link was followed");
+
+        // Names that are not single names: refused before anything is written.
+        for name in ["", ".", "..", "../escape.json", "inner/b.json", "a\0.json"] {
+            assert!(
+                matches!(
+                    publish(&folder, "e.tmp", name, b"{}", false),
+                    Err(PublishError::Link(ErrorCode::Invalid))
+                ),
+                "{name:?}"
+            );
+            assert!(
+                matches!(
+                    publish(&folder, name, "e.json", b"{}", false),
+                    Err(PublishError::Write(ErrorCode::Invalid))
+                ),
+                "{name:?}"
+            );
+        }
+        assert_eq!(names_in(dir.path()), ["a.json", "c.tmp", "link.json"]);
         assert!(!dir.path().parent().unwrap().join("escape.json").exists());
     }
 }

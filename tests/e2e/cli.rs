@@ -244,6 +244,38 @@ fn operation_errors_exit_1_and_name_the_bad_value() {
     assert!(!comm.join("To_Ok").exists());
 }
 
+/// A send whose file cannot be written names the file and the reason, and
+/// leaves nothing in the mailbox. Run as root (which may write anywhere),
+/// the send runs as `nobody`.
+#[cfg(unix)]
+#[test]
+fn a_send_that_cannot_write_says_which_file_and_why() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut command = comm.fmes();
+    if run_as_nobody(&comm, &mut command) {
+        chown(comm.join("To_B"), Some(0), Some(0)).unwrap();
+    }
+    std::fs::set_permissions(comm.join("To_B"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let output = command
+        .args(["send", "--from", "a", "--to", "b", "{}"])
+        .output()
+        .unwrap();
+    let err = failure(&output, 1);
+    assert!(
+        err.starts_with("error: I/O error: write _COMM/To_B/5_")
+            && err.trim_end().ends_with(".tmp: Permission denied"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(comm.join("To_B"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
 #[test]
 fn a_missing_comm_folder_says_to_run_init() {
     let dir = tempfile::tempdir().unwrap();

@@ -302,32 +302,15 @@ fn a_linked_mailbox_is_a_layout_problem() {
 #[test]
 fn folders_without_permission_are_reported() {
     use std::os::unix::fs::{PermissionsExt, chown};
-    use std::os::unix::process::CommandExt;
 
-    const NOBODY: u32 = 65_534;
     let comm = TempComm::with_agents(&["a", "b", "c"]);
-    let as_root = unsafe { libc::geteuid() } == 0;
     let mut command = comm.fmes();
-    let user = if as_root {
+    let as_nobody = run_as_nobody(&comm, &mut command);
+    let user = if as_nobody {
         // Everything belongs to nobody, but To_C goes back to root.
-        let cache = comm.root.path().join("cache");
-        std::fs::create_dir(&cache).unwrap();
-        drop(runtime()); // fills the shared cache
-        for entry in std::fs::read_dir(cache_dir()).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            if name.starts_with("queue-") && name.ends_with(".cwasm") {
-                std::fs::copy(entry.path(), cache.join(&name)).unwrap();
-            }
-        }
-        chown_tree(comm.root.path(), NOBODY);
         chown(comm.join("To_C"), Some(0), Some(0)).unwrap();
         std::fs::set_permissions(comm.join("To_C"), std::fs::Permissions::from_mode(0o700))
             .unwrap();
-        command
-            .uid(NOBODY)
-            .gid(NOBODY)
-            .env("FMES_CACHE_DIR", &cache);
         NOBODY
     } else {
         unsafe { libc::geteuid() }
@@ -352,7 +335,7 @@ fn folders_without_permission_are_reported() {
         b["fix"],
         format!("chmod u+rwx {}", comm.join("To_B").display())
     );
-    if as_root {
+    if as_nobody {
         let c = found.iter().find(|f| f["path"] == "To_C").unwrap();
         assert_eq!(
             c["problem"],
@@ -372,14 +355,4 @@ fn folders_without_permission_are_reported() {
     }
     // Put it back, so the folder can be removed.
     std::fs::set_permissions(comm.join("To_B"), std::fs::Permissions::from_mode(0o700)).unwrap();
-}
-
-#[cfg(unix)]
-fn chown_tree(path: &Path, uid: u32) {
-    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
-    if std::fs::symlink_metadata(path).unwrap().is_dir() {
-        for entry in std::fs::read_dir(path).unwrap() {
-            chown_tree(&entry.unwrap().path(), uid);
-        }
-    }
 }

@@ -46,6 +46,26 @@ fn init_refuses_a_mailbox_path_that_is_a_file() {
 }
 
 #[test]
+fn operations_on_a_mailbox_path_that_is_a_file_say_what_it_is() {
+    let comm = TempComm::new();
+    std::fs::write(comm.join("To_Claude"), "not a folder").unwrap();
+    let mut q = comm.open();
+    let sent = q.send(&SendRequest::new("a", "claude", "1")).unwrap_err();
+    let peeked = q.peek("claude").unwrap_err();
+    for err in [sent, peeked] {
+        assert!(
+            matches!(err, Error::Queue(QueueError::InvalidLayout(ref m))
+                if m == "To_Claude is a file, not a mailbox folder"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(comm.join("To_Claude")).unwrap(),
+        "not a folder"
+    );
+}
+
+#[test]
 fn agents_ignores_other_entries() {
     let comm = TempComm::with_agents(&["claude"]);
     std::fs::create_dir(comm.join("notes")).unwrap();

@@ -22,6 +22,48 @@ pub fn runtime() -> Arc<Runtime> {
         .clone()
 }
 
+/// The user tests run as when they must not be root (root may write anywhere).
+#[cfg(unix)]
+pub const NOBODY: u32 = 65_534;
+
+/// When the tests run as root, makes `command` run as `nobody`, to whom the
+/// whole temporary folder of `comm` then belongs (the caller takes back what
+/// nobody must not have), with a copy of the compiled component it can read;
+/// true if so. As any other user, changes nothing and returns false.
+#[cfg(unix)]
+pub fn run_as_nobody(comm: &TempComm, command: &mut Command) -> bool {
+    use std::os::unix::process::CommandExt;
+    if unsafe { libc::geteuid() } != 0 {
+        return false;
+    }
+    let cache = comm.root.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    drop(runtime()); // fills the shared cache
+    for entry in std::fs::read_dir(cache_dir()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.starts_with("queue-") && name.ends_with(".cwasm") {
+            std::fs::copy(entry.path(), cache.join(&name)).unwrap();
+        }
+    }
+    chown_tree(comm.root.path(), NOBODY);
+    command
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .env("FMES_CACHE_DIR", &cache);
+    true
+}
+
+#[cfg(unix)]
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid);
+        }
+    }
+}
+
 /// A fresh `_COMM` folder inside its own temporary folder.
 pub struct TempComm {
     pub root: tempfile::TempDir,

@@ -48,6 +48,17 @@ pub enum ReadOutcome {
     TooLarge,
 }
 
+/// Which step of [`FileSystem::publish`] failed.
+#[derive(Debug)]
+pub enum PublishError {
+    /// Creating or writing the temporary file (`AlreadyExists` if its name
+    /// is taken); a partly written file may remain.
+    Write(io::Error),
+    /// Linking it under its final name (`AlreadyExists` if that is taken);
+    /// the temporary file is removed.
+    Link(io::Error),
+}
+
 /// File status, without following symbolic links.
 #[derive(Debug, Clone, Copy)]
 pub struct Status {
@@ -86,6 +97,12 @@ pub trait FileSystem {
     fn create_dir(&self, path: &str) -> io::Result<()>;
     /// Status of a path, not following a final symbolic link.
     fn status(&self, path: &str) -> io::Result<Status>;
+    /// What `dir` is, not following a final symbolic link: asked of a
+    /// folder the caller is about to work in (a mailbox), so a backend that
+    /// opens folders may open it now and answer from that.
+    fn folder_kind(&self, dir: &str) -> io::Result<EntryKind> {
+        Ok(self.status(dir)?.kind)
+    }
     /// Reads a regular file (never through a symbolic link), at most `cap` bytes.
     fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome>;
     /// Reads the files `names` inside the folder `dir` as `read` does, in
@@ -100,6 +117,26 @@ pub trait FileSystem {
     /// Creates a new file holding `bytes`; `AlreadyExists` if the name is
     /// taken. With `durable`, its data is on disk before this returns.
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()>;
+    /// Publishes the new file `dir/name`: writes `bytes` to the new file
+    /// `dir/temporary` (as `write_new`), links it as `name`, which never
+    /// replaces anything, then removes `temporary`, whether the link was
+    /// made or not. A temporary name that cannot be removed after the link
+    /// is left for cleanup.
+    fn publish(
+        &self,
+        dir: &str,
+        temporary: &str,
+        name: &str,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<(), PublishError> {
+        let temporary = [dir, "/", temporary].concat();
+        self.write_new(&temporary, bytes, durable)
+            .map_err(PublishError::Write)?;
+        let linked = self.link(&temporary, &[dir, "/", name].concat());
+        let _ = self.remove_file(&temporary);
+        linked.map_err(PublishError::Link)
+    }
     /// Renames a file or directory. Callers only rename to names that no
     /// other file can have, so this never replaces anything.
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;

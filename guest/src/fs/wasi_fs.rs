@@ -125,7 +125,11 @@ fn to_io(code: ErrorCode) -> io::Error {
         }
         _ => io::ErrorKind::Other,
     };
-    io::Error::new(kind, code.message())
+    // WASI's texts read "Permission denied, similar to `EACCES` in POSIX.":
+    // the user wants the first part, as a native error would say it.
+    let text = code.message();
+    let short = text.split(", similar to").next().unwrap_or(&text);
+    io::Error::new(kind, short.trim_end_matches('.').to_string())
 }
 
 fn kind_of(kind: DescriptorType) -> EntryKind {
@@ -195,6 +199,18 @@ impl FileSystem for WasiFs {
             kind: kind_of(stat.type_),
             modified: modified(&stat),
         })
+    }
+
+    fn folder_kind(&self, dir: &str) -> io::Result<EntryKind> {
+        // Opening a folder (kept for the rest of the call, which works in
+        // it) answers for a folder with one host call and one stat fewer
+        // than asking its status first; what fails to open as a folder is
+        // told apart by its status.
+        match self.folder(dir) {
+            Ok(_) => Ok(EntryKind::Dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+            Err(_) => Ok(self.status(dir)?.kind),
+        }
     }
 
     fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome> {
@@ -270,6 +286,24 @@ impl FileSystem for WasiFs {
         use crate::component::fmes::queue::writes;
         let (folder, name) = self.parent(path)?;
         writes::write_new(&folder, name, bytes, durable).map_err(to_io)
+    }
+
+    #[cfg(feature = "hosted")]
+    fn publish(
+        &self,
+        dir: &str,
+        temporary: &str,
+        name: &str,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<(), super::PublishError> {
+        use super::PublishError;
+        use crate::component::fmes::queue::writes;
+        let folder = self.folder(dir).map_err(PublishError::Write)?;
+        writes::publish(&folder, temporary, name, bytes, durable).map_err(|e| match e {
+            writes::PublishError::Write(code) => PublishError::Write(to_io(code)),
+            writes::PublishError::Link(code) => PublishError::Link(to_io(code)),
+        })
     }
 
     #[cfg(not(feature = "hosted"))]

@@ -120,7 +120,10 @@ impl Runtime {
             state.in_flight += 1;
             state.in_flight == 1
         });
-        InFlight(&self.ticker)
+        InFlight {
+            ticker: &self.ticker,
+            _tokio: wasi_tokio().map(|runtime| runtime.enter()),
+        }
     }
 
     /// Epoch ticks that make up the time limit (zero stops a call at once).
@@ -224,16 +227,45 @@ impl Ticker {
 }
 
 /// A call in flight; see [`Runtime::call_in_flight`].
-pub(crate) struct InFlight<'a>(&'a Ticker);
+pub(crate) struct InFlight<'a> {
+    ticker: &'a Ticker,
+    /// wasmtime-wasi's synchronous calls run on the Tokio runtime the
+    /// calling thread has entered.
+    _tokio: Option<tokio::runtime::EnterGuard<'static>>,
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         // The thread finds no call in flight after its tick and waits.
-        self.0.update(|state| {
+        self.ticker.update(|state| {
             state.in_flight -= 1;
             false
         });
     }
+}
+
+/// The Tokio runtime that wasmtime-wasi's synchronous calls run on, entered
+/// around every call into a component; `None` if it could not be made (then
+/// wasmtime-wasi makes its own).
+///
+/// wasmtime-wasi's own, made on a process's first file-system call, has a
+/// worker thread per core and first reads the cgroup files to count them:
+/// 0.2 to 0.6 ms, a tenth of a whole CLI call. It also yields to Tokio once
+/// per call, for sockets' sake, which no queue has. One worker is enough: it
+/// drives the timer of a guest that sleeps (the caller blocks meanwhile),
+/// and the file calls run on the calling thread.
+fn wasi_tokio() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("fmes-wasi")
+                .enable_all()
+                .build()
+                .ok()
+        })
+        .as_ref()
 }
 
 /// This host's and process's tag for the names it creates: a hash of the

@@ -250,6 +250,30 @@ fn an_unreadable_inbox_is_an_error_not_an_empty_answer() {
     );
 }
 
+/// A marker that never becomes a message (not written by fmes) is waited
+/// for a while (the component sleeps, through WASI's clock, between tries)
+/// and then reported; nothing is sent.
+#[test]
+fn an_id_marker_that_is_not_a_message_is_reported_after_waiting() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let id = "6f1c8a52-0d0b-4b5e-9a43-1b2c3d4e5f61";
+    std::fs::create_dir_all(comm.join(".fmes/ids")).unwrap();
+    std::fs::write(comm.join(&format!(".fmes/ids/{id}")), "not json").unwrap();
+    let mut q = comm.open();
+    let err = q
+        .send(&SendRequest::new("a", "b", "1").with_id(id))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Queue(QueueError::InvalidLayout(ref m))
+            if m == &format!(".fmes/ids/{id} is not a message sent with that id")),
+        "{err}"
+    );
+    assert_eq!(q.peek("b").unwrap(), 0);
+    // The instance is still usable.
+    q.send(&SendRequest::new("a", "b", "2")).unwrap();
+    assert_eq!(q.peek("b").unwrap(), 1);
+}
+
 #[test]
 fn a_caller_given_id_is_written_once() {
     let comm = TempComm::with_agents(&["a", "b"]);

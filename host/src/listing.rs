@@ -19,7 +19,8 @@
 use std::ffi::CStr;
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceType};
 use wasmtime_wasi::WasiView;
@@ -31,16 +32,21 @@ use crate::bindings::fmes::queue::listing::EntryBatch;
 /// The interface this module implements.
 const LISTING: &str = "fmes:queue/listing@0.1.0";
 
-/// Entries per batch at most, and bytes of names after which a batch ends:
-/// enough that a call's fixed cost vanishes, small enough that neither side
-/// holds much at once.
-const BATCH_ENTRIES: usize = 1024;
-const BATCH_NAME_BYTES: usize = 64 * 1024;
+/// Bytes of one `getdents` call, and so of one batch: at least 24 bytes an
+/// entry, so at most 1,024 entries and 24 KiB of names (the WIT promises at
+/// most 1,024 entries or 64 KiB). The size of glibc's own buffer, give or
+/// take: a growing buffer starting small (rustix's `Dir`) made ten times the
+/// calls on a mailbox of 1,000, and each call costs the file system more
+/// than its entries.
+const BATCH_BYTES: usize = 24 * 1024;
 
 /// One pass over a folder: its own open directory, read as the component
 /// asks for batches (a huge mailbox is never held in memory at once).
 pub struct FolderListing {
-    dir: Dir,
+    /// Its own descriptor: the listing's position is the descriptor's.
+    folder: OwnedFd,
+    /// What one `getdents` call fills.
+    buffer: Vec<u8>,
     /// The folder, for the rare entry whose type the listing does not give.
     parent: Arc<std::fs::File>,
 }
@@ -97,52 +103,58 @@ fn open_listing(dir: &Arc<std::fs::File>) -> Result<FolderListing, ErrorCode> {
     )
     .map_err(error_code)?;
     Ok(FolderListing {
-        dir: Dir::new(own).map_err(error_code)?,
+        folder: own,
+        buffer: Vec::with_capacity(BATCH_BYTES),
         parent: Arc::clone(dir),
     })
 }
 
 impl FolderListing {
+    /// The entries of one `getdents` call (more if those were all skipped:
+    /// an empty batch is the end). A batch ends only where a call's entries
+    /// do, so none is read and then left out.
     fn next_batch(&mut self) -> Result<EntryBatch, ErrorCode> {
         let mut batch = EntryBatch {
             names: String::new(),
             types: Vec::new(),
         };
-        while batch.types.len() < BATCH_ENTRIES && batch.names.len() < BATCH_NAME_BYTES {
-            let entry = match self.dir.next() {
+        let mut entries = RawDir::new(&self.folder, self.buffer.spare_capacity_mut());
+        loop {
+            let entry = match entries.next() {
                 None => break,
                 Some(Err(e)) => return Err(error_code(e)),
                 Some(Ok(entry)) => entry,
             };
             let name = entry.file_name();
-            if name == c"." || name == c".." {
-                continue;
-            }
             // As the guest does with WASI's per-entry error for it: a name
             // that is not UTF-8 is no mailbox or message, and is skipped.
-            let Ok(text) = name.to_str() else {
-                continue;
-            };
-            let type_ = match entry.file_type() {
-                FileType::Unknown => match self.stat_type(name) {
-                    Ok(type_) => type_,
-                    // Gone since it was listed: as if never listed.
-                    Err(ErrorCode::NoEntry) => continue,
-                    Err(code) => return Err(code),
-                },
-                known => descriptor_type(known),
-            };
-            batch.names.push_str(text);
-            batch.names.push('/');
-            batch.types.push(type_);
+            let text = name.to_str().ok().filter(|n| *n != "." && *n != "..");
+            if let Some(text) = text {
+                let type_ = match entry.file_type() {
+                    FileType::Unknown => stat_type(&self.parent, name),
+                    known => Ok(Some(descriptor_type(known))),
+                };
+                // None: gone since it was listed, as if never listed.
+                if let Some(type_) = type_? {
+                    batch.names.push_str(text);
+                    batch.names.push('/');
+                    batch.types.push(type_);
+                }
+            }
+            if entries.is_buffer_empty() && !batch.types.is_empty() {
+                break;
+            }
         }
         Ok(batch)
     }
+}
 
-    fn stat_type(&self, name: &CStr) -> Result<DescriptorType, ErrorCode> {
-        let stat = rustix::fs::statat(&*self.parent, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(error_code)?;
-        Ok(descriptor_type(FileType::from_raw_mode(stat.st_mode)))
+/// The type of `name` in `parent`, from a `stat`; `None` if it is gone.
+fn stat_type(parent: &std::fs::File, name: &CStr) -> Result<Option<DescriptorType>, ErrorCode> {
+    match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => Ok(Some(descriptor_type(FileType::from_raw_mode(stat.st_mode)))),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(error_code(e)),
     }
 }
 

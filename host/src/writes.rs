@@ -37,13 +37,8 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
         |mut store: StoreContextMut<'_, T>,
          (folder, name, contents, durable): (Resource<Descriptor>, String, Vec<u8>, bool)| {
             let table = store.data_mut().ctx().table;
-            let result = match table.get(&folder)? {
-                Descriptor::Dir(dir) if dir.perms.write_not_permitted() => {
-                    Err(ErrorCode::NotPermitted)
-                }
-                Descriptor::Dir(dir) => write_new(&dir.dir, &name, &contents, durable),
-                Descriptor::File(_) => Err(ErrorCode::NotDirectory),
-            };
+            let result = writable_folder(table.get(&folder)?)
+                .and_then(|dir| write_new(dir, &name, &contents, durable));
             Ok((result,))
         },
     )?;
@@ -58,17 +53,22 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
             bool,
         )| {
             let table = store.data_mut().ctx().table;
-            let result = match table.get(&folder)? {
-                Descriptor::Dir(dir) if dir.perms.write_not_permitted() => {
-                    Err(PublishError::Write(ErrorCode::NotPermitted))
-                }
-                Descriptor::Dir(dir) => publish(&dir.dir, &temporary, &name, &contents, durable),
-                Descriptor::File(_) => Err(PublishError::Write(ErrorCode::NotDirectory)),
-            };
+            let result = writable_folder(table.get(&folder)?)
+                .map_err(PublishError::Write)
+                .and_then(|dir| publish(dir, &temporary, &name, &contents, durable));
             Ok((result,))
         },
     )?;
     Ok(())
+}
+
+/// The folder a descriptor is, if the component may write in it.
+fn writable_folder(descriptor: &Descriptor) -> Result<&Arc<std::fs::File>, ErrorCode> {
+    match descriptor {
+        Descriptor::Dir(dir) if dir.perms.write_not_permitted() => Err(ErrorCode::NotPermitted),
+        Descriptor::Dir(dir) => Ok(&dir.dir),
+        Descriptor::File(_) => Err(ErrorCode::NotDirectory),
+    }
 }
 
 /// `publish`: the new file `temporary`, linked as `name`, then unlinked.

@@ -18,7 +18,13 @@ impl UtcNanos {
     }
 
     pub fn from_secs(secs: u64) -> Self {
-        UtcNanos(secs.saturating_mul(NANOS_PER_SEC))
+        // A comparison, not `saturating_mul`: in wasm32 that is a call to a
+        // 128-bit multiply, and names are parsed once per listed message.
+        if secs > u64::MAX / NANOS_PER_SEC {
+            UtcNanos(u64::MAX)
+        } else {
+            UtcNanos(secs * NANOS_PER_SEC)
+        }
     }
 
     fn split(self) -> (Civil, u32) {
@@ -106,9 +112,12 @@ impl UtcNanos {
         };
         let nanos: u64 = digits(&b[16..25])?;
         let secs = civil.to_unix()?;
-        Some(UtcNanos(
-            secs.checked_mul(NANOS_PER_SEC)?.checked_add(nanos)?,
-        ))
+        // Four-digit years: at most 9999-12-31, whose nanoseconds would not
+        // fit 64 bits; compared rather than `checked_mul` (see `from_secs`).
+        if secs > (u64::MAX - nanos) / NANOS_PER_SEC {
+            return None;
+        }
+        Some(UtcNanos(secs * NANOS_PER_SEC + nanos))
     }
 }
 
@@ -162,7 +171,7 @@ impl Civil {
     }
 
     /// The inverse of [`from_unix`](Self::from_unix); `None` for an invalid
-    /// date or one before 1970.
+    /// date, or one outside the years 1970 to 9999 (four digits).
     fn to_unix(self) -> Option<u64> {
         let Civil {
             year,
@@ -193,18 +202,18 @@ impl Civil {
             || hour > 23
             || minute > 59
             || second > 59
-            || year < 1970
+            || !(1970..=9999).contains(&year)
         {
             return None;
         }
-        let y = u64::from(year) - u64::from(month <= 2);
+        // In 32 bits, as in `from_unix`: a year of four digits at most.
+        let y = year - u32::from(month <= 2);
         let era = y / 400;
         let yoe = y % 400;
-        let m = u64::from(month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + u64::from(day) - 1;
+        let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         let days = (era * 146_097 + doe).checked_sub(719_468)?;
-        Some(days * 86_400 + u64::from(hour) * 3_600 + u64::from(minute) * 60 + u64::from(second))
+        Some(u64::from(days) * 86_400 + u64::from(hour * 3_600 + minute * 60 + second))
     }
 }
 
@@ -297,6 +306,26 @@ mod tests {
             );
             secs += 86_400 * 7 + 3_599;
         }
+    }
+
+    #[test]
+    fn the_last_nanosecond_that_fits_parses_and_the_next_does_not() {
+        let last = UtcNanos(u64::MAX);
+        assert_eq!(last.name_stamp(), "25540721_233433.709551615Z");
+        assert_eq!(UtcNanos::parse_name_stamp(&last.name_stamp()), Some(last));
+        assert_eq!(
+            UtcNanos::parse_name_stamp("25540721_233433.709551616Z"),
+            None
+        );
+        assert_eq!(
+            UtcNanos::parse_name_stamp("99991231_235959.999999999Z"),
+            None
+        );
+        // A `timestamp` field has seconds only: the far future saturates.
+        assert_eq!(
+            UtcNanos::parse_timestamp("9999-12-31T23:59:59Z"),
+            Some(UtcNanos(u64::MAX))
+        );
     }
 
     #[test]

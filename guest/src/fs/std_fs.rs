@@ -74,7 +74,7 @@ impl FileSystem for StdFs {
 
     fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome> {
         use std::io::Read;
-        let file = open_no_follow(&self.path(path))?;
+        let mut file = open_no_follow(&self.path(path))?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::new(
@@ -85,13 +85,31 @@ impl FileSystem for StdFs {
         if meta.len() > cap {
             return Ok(ReadOutcome::TooLarge);
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        // The file may grow after the size check: never read past the cap.
-        file.take(cap + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > cap {
-            return Ok(ReadOutcome::TooLarge);
+        // As the fmes host reads (host/src/reads.rs), so that both make the
+        // same calls: room for one byte more than the size, and a read that
+        // stops short at that size is the end. The file may grow after the
+        // size check: never read past the cap.
+        let size = meta.len();
+        let mut bytes = vec![0; size as usize + 1];
+        let mut len = 0;
+        loop {
+            if len == bytes.len() {
+                bytes.resize(len + len.max(4096), 0);
+            }
+            let n = match file.read(&mut bytes[len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            len += n;
+            if len as u64 > cap {
+                return Ok(ReadOutcome::TooLarge);
+            }
+            if n == 0 || (len as u64 == size && len < bytes.len()) {
+                bytes.truncate(len);
+                return Ok(ReadOutcome::Bytes(bytes));
+            }
         }
-        Ok(ReadOutcome::Bytes(bytes))
     }
 
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {

@@ -51,20 +51,23 @@ fn main() -> Result<()> {
         }) {
             continue;
         }
-        // Sends are the rows the disk moves most (a run's system time can
-        // triple from one second to the next): more runs.
-        let (native, component) = paired_medians_of(
-            2 * RUNS - 1,
-            || native_sends(n, durable),
-            || component_sends(n, durable),
-        )?;
         // The Python writer never flushes to disk: it is one baseline for both rows.
         let python = median(|| python_sends(n))?;
-        if !durable {
-            let floor = median(|| {
-                let (_dir, path) = fresh_comm()?;
-                floor::sends(&path.join("To_Sink"), n)
-            })?;
+        // Sends are the rows the disk moves most (a run's system time can
+        // triple from one second to the next): more runs.
+        let runs = 2 * RUNS - 1;
+        let native_run = &mut || native_sends(n, durable);
+        let component_run = &mut || component_sends(n, durable);
+        let (native, component) = if durable {
+            paired_medians_of(runs, native_run, component_run)?
+        } else {
+            let [native, component, floor] = medians_in_turns(
+                runs,
+                [native_run, component_run, &mut || {
+                    let (_dir, path) = fresh_comm()?;
+                    floor::sends(&path.join("To_Sink"), n)
+                }],
+            )?;
             floors.push(Floor {
                 label: format!("send ×{n}, --no-sync"),
                 floor,
@@ -72,7 +75,8 @@ fn main() -> Result<()> {
                 python,
                 goal: 10.0,
             });
-        }
+            (native, component)
+        };
         let python = Some(python);
         row(
             &format!(
@@ -91,46 +95,72 @@ fn main() -> Result<()> {
         row(&format!("claim + ack ×{n}"), native, component, None);
     }
     for size in [1_000, 100_000 / scale] {
-        if !wanted("peek receive") {
+        let peek_label = format!("peek on {size}");
+        let receive_labels: Vec<(String, Option<u32>)> = if size == 1_000 {
+            vec![(format!("receive all of {size}"), None)]
+        } else {
+            // The Python reader has no limit: its time is the same for both.
+            vec![
+                (format!("receive all of {size}"), None),
+                (format!("receive first 100 of {size}"), Some(100)),
+            ]
+        };
+        if !wanted(&peek_label) && !receive_labels.iter().any(|(label, _)| wanted(label)) {
             continue;
         }
         let (_filled, path) = filled_comm(size)?;
         // Reading rows take milliseconds: more runs where they are short.
         let runs = if size == 1_000 { 3 * RUNS } else { RUNS };
-        let (native, component) = paired_medians_of(
-            runs,
-            || time(|| native_queue(&path).peek("sink").map(drop)),
-            || component_op(&path, |c| c.peek("sink").map(drop)),
-        )?;
-        let python = median(|| python_op("peek", &path))?;
-        row(&format!("peek on {size}"), native, component, Some(python));
         let mailbox = path.join("To_Sink");
-        floors.push(Floor {
-            label: format!("peek on {size}"),
-            floor: median_of(runs, || floor::count(&mailbox))?,
-            native,
-            python,
-            goal: 10.0,
-        });
-        let limit = if size == 1_000 { None } else { Some(100) };
-        let label = match limit {
-            None => format!("receive all of {size}"),
-            Some(l) => format!("receive first {l} of {size}"),
-        };
-        let (native, component) = paired_medians_of(
-            runs,
-            || time(|| native_queue(&path).receive("sink", None, limit).map(drop)),
-            || component_op(&path, |c| c.receive("sink", None, limit).map(drop)),
-        )?;
-        let python = median(|| python_op("receive", &path))?;
-        row(&label, native, component, Some(python));
-        floors.push(Floor {
-            label,
-            floor: median_of(runs, || floor::read(&mailbox, limit.map(|l| l as usize)))?,
-            native,
-            python,
-            goal: if limit.is_some() { 100.0 } else { 10.0 },
-        });
+        if wanted(&peek_label) {
+            let [native, component, floor] = medians_in_turns(
+                runs,
+                [
+                    &mut || time(|| native_queue(&path).peek("sink").map(drop)),
+                    &mut || component_op(&path, |c| c.peek("sink").map(drop)),
+                    &mut || floor::count(&mailbox),
+                ],
+            )?;
+            let python = median(|| python_op("peek", &path))?;
+            row(&peek_label, native, component, Some(python));
+            floors.push(Floor {
+                label: peek_label,
+                floor,
+                native,
+                python,
+                goal: 10.0,
+            });
+        }
+        let mut python_receive = None;
+        for (label, limit) in receive_labels {
+            if !wanted(&label) {
+                continue;
+            }
+            let [native, component, floor] = medians_in_turns(
+                runs,
+                [
+                    &mut || time(|| native_queue(&path).receive("sink", None, limit).map(drop)),
+                    &mut || component_op(&path, |c| c.receive("sink", None, limit).map(drop)),
+                    &mut || floor::read(&mailbox, limit.map(|l| l as usize)),
+                ],
+            )?;
+            let python = match python_receive {
+                Some(python) => python,
+                None => {
+                    let python = median(|| python_op("receive", &path))?;
+                    python_receive = Some(python);
+                    python
+                }
+            };
+            row(&label, native, component, Some(python));
+            floors.push(Floor {
+                label,
+                floor,
+                native,
+                python,
+                goal: if limit.is_some() { 100.0 } else { 10.0 },
+            });
+        }
     }
     if wanted("one CLI call") {
         cli_row(&fmes_bin)?;
@@ -439,15 +469,27 @@ fn paired_medians_of(
     mut a: impl FnMut() -> Result<Duration>,
     mut b: impl FnMut() -> Result<Duration>,
 ) -> Result<(Duration, Duration)> {
-    let mut a_times = Vec::with_capacity(runs);
-    let mut b_times = Vec::with_capacity(runs);
+    let [a, b] = medians_in_turns(runs, [&mut a, &mut b])?;
+    Ok((a, b))
+}
+
+/// The medians of `runs` runs of each of several rows, run in turns (see
+/// [`paired_medians`]): the floor runs in the same turns as the rows it is
+/// the floor of.
+fn medians_in_turns<const N: usize>(
+    runs: usize,
+    mut rows: [&mut dyn FnMut() -> Result<Duration>; N],
+) -> Result<[Duration; N]> {
+    let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
     for _ in 0..runs {
-        a_times.push(a()?);
-        b_times.push(b()?);
+        for (row, row_times) in rows.iter_mut().zip(&mut times) {
+            row_times.push(row()?);
+        }
     }
-    a_times.sort();
-    b_times.sort();
-    Ok((a_times[runs / 2], b_times[runs / 2]))
+    Ok(times.map(|mut row_times| {
+        row_times.sort();
+        row_times[runs / 2]
+    }))
 }
 
 fn median(f: impl FnMut() -> Result<Duration>) -> Result<Duration> {

@@ -33,8 +33,8 @@ use crate::bindings::fmes::queue::listing::EntryBatch;
 const LISTING: &str = "fmes:queue/listing@0.1.0";
 
 /// Bytes of one `getdents` call, and so of one batch: at least 24 bytes an
-/// entry, so at most 1,024 entries and 24 KiB of names (the WIT promises at
-/// most 1,024 entries or 64 KiB). The size of glibc's own buffer, give or
+/// entry, so at most 1,024 entries and 24 KiB of names: a batch the
+/// component holds is small. The size of glibc's own buffer, give or
 /// take: a growing buffer starting small (rustix's `Dir`) made ten times the
 /// calls on a mailbox of 1,000, and each call costs the file system more
 /// than its entries.
@@ -115,7 +115,9 @@ impl FolderListing {
     /// do, so none is read and then left out.
     fn next_batch(&mut self) -> Result<EntryBatch, ErrorCode> {
         let mut batch = EntryBatch {
-            names: String::new(),
+            // Names are at most what one `getdents` call fills.
+            names: String::with_capacity(BATCH_BYTES),
+            lengths: Vec::new(),
             types: Vec::new(),
         };
         let mut entries = RawDir::new(&self.folder, self.buffer.spare_capacity_mut());
@@ -137,7 +139,8 @@ impl FolderListing {
                 // None: gone since it was listed, as if never listed.
                 if let Some(type_) = type_? {
                     batch.names.push_str(text);
-                    batch.names.push('/');
+                    // A file name is at most 255 bytes (NAME_MAX).
+                    batch.lengths.push(text.len() as u16);
                     batch.types.push(type_);
                 }
             }

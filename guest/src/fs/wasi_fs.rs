@@ -164,9 +164,15 @@ impl FileSystem for WasiFs {
             if batch.types.is_empty() {
                 return Ok(());
             }
-            // Names and types pair up in order (a batch whose counts
-            // disagreed would end at the shorter, never misread).
-            for (name, type_) in batch.names.split_terminator('/').zip(batch.types) {
+            // Lengths and types pair up in order (a batch whose counts
+            // disagreed, or whose lengths ran past the names or into a
+            // character, would end early, never misread).
+            let mut names = batch.names.as_str();
+            for (&length, type_) in batch.lengths.iter().zip(batch.types) {
+                let Some((name, rest)) = names.split_at_checked(usize::from(length)) else {
+                    break;
+                };
+                names = rest;
                 each(name, kind_of(type_));
             }
         }

@@ -8,6 +8,7 @@
 //! many for the reading rows on 1,000 messages), native and component in
 //! turns.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -481,11 +482,13 @@ fn medians_in_turns<const N: usize>(
     mut rows: [&mut dyn FnMut() -> Result<Duration>; N],
 ) -> Result<[Duration; N]> {
     let mut times: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    delete_finished_runs();
     for _ in 0..runs {
         for (row, row_times) in rows.iter_mut().zip(&mut times) {
             row_times.push(row()?);
         }
     }
+    delete_finished_runs();
     Ok(times.map(|mut row_times| {
         row_times.sort();
         row_times[runs / 2]
@@ -508,12 +511,39 @@ fn time(f: impl FnOnce() -> Result<(), fmes_queue::QueueError>) -> Result<Durati
     Ok(start.elapsed())
 }
 
-fn fresh_comm() -> Result<(tempfile::TempDir, PathBuf)> {
+/// A run's temporary folder. Dropped, it is kept until the runs of its row
+/// are over ([`delete_finished_runs`]): on ext4 a run started right after
+/// another's thousands of files were deleted spent several times the system
+/// time creating its own (the file system steers clear of inodes freed
+/// moments ago, and the deletion's own work runs meanwhile), so which side
+/// of a row followed a deletion decided its time.
+struct RunFolder(Option<tempfile::TempDir>);
+
+thread_local! {
+    static FINISHED_RUNS: RefCell<Vec<tempfile::TempDir>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Drop for RunFolder {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            FINISHED_RUNS.with(|finished| finished.borrow_mut().push(dir));
+        }
+    }
+}
+
+/// Deletes the folders of finished runs, and waits for the file system to
+/// write that out, outside any timing.
+fn delete_finished_runs() {
+    drop(FINISHED_RUNS.with(RefCell::take));
+    rustix::fs::sync();
+}
+
+fn fresh_comm() -> Result<(RunFolder, PathBuf)> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("_COMM");
     std::fs::create_dir(&path)?;
     Queue::new(StdFs::new(path.to_str().unwrap())).init(&["bench".into(), "sink".into()])?;
-    Ok((dir, path))
+    Ok((RunFolder(Some(dir)), path))
 }
 
 fn native_queue(path: &Path) -> Queue<StdFs> {
@@ -588,7 +618,7 @@ fn component_claim_ack(n: usize) -> Result<Duration> {
 }
 
 /// A `_COMM` whose mailbox `sink` holds `n` messages, and its path.
-fn filled_comm(n: usize) -> Result<(tempfile::TempDir, PathBuf)> {
+fn filled_comm(n: usize) -> Result<(RunFolder, PathBuf)> {
     let (dir, path) = fresh_comm()?;
     let queue = Queue::with_options(
         StdFs::new(path.to_str().unwrap()),

@@ -14,6 +14,7 @@ pub mod plugin;
 mod reads;
 pub mod runtime;
 mod sandbox;
+mod stderr;
 pub mod watch;
 mod writes;
 

@@ -116,9 +116,11 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
         return Err(e.into());
     }
     // On stderr, so stdout stays one line per message.
-    eprintln!(
+    crate::stderr::line!(
         "{agent}: {} acknowledged, {} failed ({} dead-lettered)",
-        report.acknowledged, report.failed, report.dead_lettered
+        report.acknowledged,
+        report.failed,
+        report.dead_lettered
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .claim(&args.agent, &args.consumer, args.limit, args.lease)?;
     let mailbox = mailbox_dir(&args.agent);
     for bad in batch.dead_lettered.iter().filter(|_| !context.quiet) {
-        eprintln!(
+        crate::stderr::line!(
             "warning: moved {mailbox}/{} to the dead letters: {}",
             output::printable(&bad.file),
             output::printable(&bad.reason)

@@ -18,11 +18,11 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Prints `error: ...` and each cause on its own line, to stderr.
 pub fn print_error(e: &anyhow::Error) {
-    let mut stderr = io::stderr().lock();
-    let _ = writeln!(stderr, "error: {e}");
+    let mut text = format!("error: {e}\n");
     for cause in e.chain().skip(1) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
+        text.push_str(&format!("  caused by: {cause}\n"));
     }
+    crate::stderr::write(&text);
 }
 
 static QUIET: AtomicBool = AtomicBool::new(false);
@@ -38,10 +38,8 @@ pub fn warn_malformed(mailbox: &str, malformed: &[MalformedFile]) {
     if QUIET.load(Ordering::Relaxed) {
         return;
     }
-    let mut stderr = io::stderr().lock();
     for bad in malformed {
-        let _ = writeln!(
-            stderr,
+        crate::stderr::line!(
             "warning: skipped {mailbox}/{}: {}",
             printable(&bad.file),
             printable(&bad.reason)

@@ -378,8 +378,6 @@ fn classify(
 /// Prints the complete lines the plugin wrote since the last flush, marked
 /// with its name.
 fn flush_output(agent: &str, state: &mut PluginState) {
-    use std::io::Write;
-    let mut stderr = std::io::stderr().lock();
     for (pipe, shown, stream) in [
         (&state.stdout, &mut state.stdout_shown, "stdout"),
         (&state.stderr, &mut state.stderr_shown, "stderr"),
@@ -391,7 +389,7 @@ fn flush_output(agent: &str, state: &mut PluginState) {
             continue;
         };
         for line in String::from_utf8_lossy(&fresh[..end]).lines() {
-            let _ = writeln!(stderr, "[{agent}] {stream}: {}", printable_line(line));
+            crate::stderr::line!("[{agent}] {stream}: {}", printable_line(line));
         }
         *shown += end + 1;
     }

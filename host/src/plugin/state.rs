@@ -1,8 +1,6 @@
 //! The host side of the `mailbox` interface: every request is checked
 //! against the plugin's identity and policy before it reaches the queue.
 
-use std::io::Write;
-
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -216,9 +214,7 @@ impl mailbox::Host for PluginState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(
-            stderr,
+        crate::stderr::line!(
             "[{}] {level}: {}",
             self.agent,
             super::runner::printable_line(&text)

@@ -335,3 +335,89 @@ fn unique_parts_are_the_origin_and_a_count_in_hex() {
     // Other tests make names in parallel: later, not necessarily next.
     assert_ne!(count(&first), count(&second));
 }
+
+/// A file system on which another process makes `raced` (a folder, or a
+/// file if `as_file`) between the queue's look at it and its `mkdir`.
+struct RacingFs {
+    inner: crate::fs::mem_fs::MemFs,
+    raced: &'static str,
+    as_file: bool,
+}
+
+impl crate::fs::FileSystem for RacingFs {
+    fn list(&self, dir: &str) -> std::io::Result<Vec<crate::fs::DirEntry>> {
+        self.inner.list(dir)
+    }
+    fn create_dir(&self, path: &str) -> std::io::Result<()> {
+        self.inner.create_dir(path)
+    }
+    fn status(&self, path: &str) -> std::io::Result<crate::fs::Status> {
+        self.inner.status(path)
+    }
+    fn folder_kind(&self, dir: &str) -> std::io::Result<crate::fs::EntryKind> {
+        let answer = self.inner.folder_kind(dir);
+        if dir == self.raced && answer.is_err() {
+            if self.as_file {
+                self.inner.write_new(dir, b"x", false)?;
+            } else {
+                self.inner.create_dir(dir)?;
+            }
+        }
+        answer
+    }
+    fn read(&self, path: &str, cap: u64) -> std::io::Result<crate::fs::ReadOutcome> {
+        self.inner.read(path, cap)
+    }
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+        self.inner.write_new(path, bytes, durable)
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn same_file(&self, a: &str, b: &str) -> std::io::Result<bool> {
+        self.inner.same_file(a, b)
+    }
+    fn sync_dir(&self, dir: &str) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn link_count(&self, path: &str) -> std::io::Result<u64> {
+        self.inner.link_count(path)
+    }
+    fn link(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.link(from, to)
+    }
+    fn remove_file(&self, path: &str) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+}
+
+#[test]
+fn a_folder_made_by_another_process_while_init_looks_is_used() {
+    let fs = crate::fs::mem_fs::MemFs::default();
+    let q = Queue::new(RacingFs {
+        inner: fs.clone(),
+        raced: "To_Claude",
+        as_file: false,
+    });
+    // Not created by this call, and no error for it.
+    assert_eq!(
+        q.init(&["claude".into(), "cursor".into()]).unwrap(),
+        ["cursor"]
+    );
+    assert_eq!(q.agents().unwrap(), ["claude", "cursor"]);
+}
+
+#[test]
+fn a_file_made_by_another_process_while_init_looks_is_refused() {
+    let fs = crate::fs::mem_fs::MemFs::default();
+    let q = Queue::new(RacingFs {
+        inner: fs.clone(),
+        raced: "To_Claude",
+        as_file: true,
+    });
+    let err = q.init(&["claude".into()]).unwrap_err();
+    assert!(
+        matches!(err, QueueError::InvalidLayout(ref m) if m == "To_Claude is a file, not a folder"),
+        "{err}"
+    );
+}

@@ -391,31 +391,30 @@ impl crate::fs::FileSystem for RacingFs {
     }
 }
 
+/// `init` of claude and cursor while another process makes `To_Claude`.
+fn init_while_another_makes_to_claude(as_file: bool) -> Result<Vec<String>, QueueError> {
+    let q = Queue::new(RacingFs {
+        inner: crate::fs::mem_fs::MemFs::default(),
+        raced: "To_Claude",
+        as_file,
+    });
+    let created = q.init(&["claude".into(), "cursor".into()])?;
+    assert_eq!(q.agents().unwrap(), ["claude", "cursor"]);
+    Ok(created)
+}
+
 #[test]
 fn a_folder_made_by_another_process_while_init_looks_is_used() {
-    let fs = crate::fs::mem_fs::MemFs::default();
-    let q = Queue::new(RacingFs {
-        inner: fs.clone(),
-        raced: "To_Claude",
-        as_file: false,
-    });
     // Not created by this call, and no error for it.
     assert_eq!(
-        q.init(&["claude".into(), "cursor".into()]).unwrap(),
+        init_while_another_makes_to_claude(false).unwrap(),
         ["cursor"]
     );
-    assert_eq!(q.agents().unwrap(), ["claude", "cursor"]);
 }
 
 #[test]
 fn a_file_made_by_another_process_while_init_looks_is_refused() {
-    let fs = crate::fs::mem_fs::MemFs::default();
-    let q = Queue::new(RacingFs {
-        inner: fs.clone(),
-        raced: "To_Claude",
-        as_file: true,
-    });
-    let err = q.init(&["claude".into()]).unwrap_err();
+    let err = init_while_another_makes_to_claude(true).unwrap_err();
     assert!(
         matches!(err, QueueError::InvalidLayout(ref m) if m == "To_Claude is a file, not a folder"),
         "{err}"

@@ -12,12 +12,15 @@ pub mod error;
 pub mod fs;
 pub mod message;
 pub mod names;
+pub mod pages;
 pub mod queue;
 mod settle;
 pub mod stats;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod pages_tests;
 #[cfg(test)]
 mod queue_tests;
 
@@ -29,5 +32,6 @@ pub use dead::DeadLetter;
 pub use error::QueueError;
 pub use fs::{FileSystem, StdFs};
 pub use message::Message;
+pub use pages::{Page, ReadingCache};
 pub use queue::{CleanupReport, MalformedFile, Options, Queue, Received, SendRequest};
 pub use stats::MailboxStats;

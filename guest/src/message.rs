@@ -146,17 +146,32 @@ pub struct FirstKeys {
     /// A max-heap: its top is the key the next smaller one replaces.
     heap: BinaryHeap<OrderKey>,
     keep: Option<usize>,
+    /// Keys up to this one are not wanted (a page's start).
+    after: Option<OrderKey>,
     /// True once a key was left out (offered while `keep` were held).
     pub dropped: bool,
 }
 
 impl FirstKeys {
     pub fn new(keep: Option<usize>) -> FirstKeys {
+        FirstKeys::after(keep, None)
+    }
+
+    /// The first keys past `after` (every key with `None`).
+    pub fn after(keep: Option<usize>, after: Option<OrderKey>) -> FirstKeys {
         FirstKeys {
             heap: BinaryHeap::new(),
             keep,
+            after,
             dropped: false,
         }
+    }
+
+    /// True for a key at or before `after`.
+    fn before_start(&self, priority: u8, sent: UtcNanos, file: &str) -> bool {
+        self.after.as_ref().is_some_and(|after| {
+            (priority, sent, file) <= (after.priority, after.sent, after.file.as_str())
+        })
     }
 
     /// Offers a file by its fmes name; false (and nothing kept) if the name
@@ -165,6 +180,9 @@ impl FirstKeys {
         let Some((priority, sent)) = order_from_fmes_name(file) else {
             return false;
         };
+        if self.before_start(priority, sent, file) {
+            return true;
+        }
         let key = || OrderKey {
             priority,
             sent,
@@ -182,6 +200,9 @@ impl FirstKeys {
 
     /// Offers a key read from a file's contents.
     pub fn offer(&mut self, key: OrderKey) {
+        if self.before_start(key.priority, key.sent, &key.file) {
+            return;
+        }
         if !self.full() {
             self.heap.push(key);
         } else if let Some(mut largest) = self.heap.peek_mut()

@@ -31,7 +31,7 @@ pub const TEMPORARY_GRACE: Duration = Duration::from_secs(600);
 /// file can take.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Message files read in one batch at most, when a receive reads many.
-const READ_AHEAD: usize = 64;
+pub(crate) const READ_AHEAD: usize = 64;
 /// Where the markers of caller-given message ids live.
 const IDS_PARENT: &str = ".fmes";
 const IDS_DIR: &str = ".fmes/ids";
@@ -705,7 +705,7 @@ impl<F: FileSystem> Queue<F> {
 
     /// `read_message` for several files of one mailbox, in order, read in
     /// as few calls as the file system allows.
-    fn read_messages(
+    pub(crate) fn read_messages(
         &self,
         mailbox: &str,
         files: &[&str],
@@ -820,7 +820,7 @@ pub(crate) fn describe_kind(kind: EntryKind) -> &'static str {
     }
 }
 
-fn not_a_file_reason(kind: EntryKind) -> String {
+pub(crate) fn not_a_file_reason(kind: EntryKind) -> String {
     format!("is {}, not a regular file; not read", describe_kind(kind))
 }
 

@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use crate::fs::WasiFs;
+use crate::message::OrderKey;
+use crate::pages::ReadingCache;
 use crate::queue::{self, Options, Queue};
 
 #[cfg(not(feature = "hosted"))]
@@ -31,7 +33,7 @@ wit_bindgen::generate!({
 use exports::fmes::queue::admin::{self, CleanupReport, MailboxStats};
 use exports::fmes::queue::claims::{self, ClaimBatch, Claimed, RecoverReport, Released};
 use exports::fmes::queue::dead_letters::{self, DeadLetter};
-use exports::fmes::queue::messages::{self, Received, SendRequest};
+use exports::fmes::queue::messages::{self, Page, Position, Received, SendRequest};
 use exports::fmes::queue::types::{self, MalformedFile, Message, QueueError};
 
 /// Where the host preopens the queue's root; nothing else is reachable.
@@ -44,6 +46,8 @@ export!(Component);
 thread_local! {
     /// Settings from `admin.configure`, for every later call on this instance.
     static OPTIONS: Cell<Options> = Cell::new(Options::default());
+    /// What `receive-page` keeps between the pages of a reading.
+    static READING: RefCell<ReadingCache> = RefCell::new(ReadingCache::new());
 }
 
 fn queue() -> Result<Queue<WasiFs>, crate::QueueError> {
@@ -142,6 +146,37 @@ impl messages::Guest for Component {
             message_type.as_deref(),
             limit,
         )?))
+    }
+
+    fn receive_page(
+        agent: String,
+        message_type: Option<String>,
+        limit: u32,
+        after: Option<Position>,
+    ) -> Result<Page, QueueError> {
+        let after = after.map(|p| OrderKey {
+            priority: p.priority,
+            sent: crate::clock::UtcNanos(p.sent_ns),
+            file: p.file,
+        });
+        let page = READING.with_borrow_mut(|cache| {
+            queue()?.receive_page(
+                &agent,
+                message_type.as_deref(),
+                limit,
+                after.as_ref(),
+                cache,
+            )
+        })?;
+        Ok(Page {
+            messages: page.messages.into_iter().map(Message::from).collect(),
+            malformed: page.malformed.into_iter().map(malformed).collect(),
+            next: page.next.map(|key| Position {
+                priority: key.priority,
+                sent_ns: key.sent.0,
+                file: key.file,
+            }),
+        })
     }
 
     fn read(agent: String, files: Vec<String>) -> Result<Received, QueueError> {

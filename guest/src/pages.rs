@@ -159,7 +159,12 @@ impl<F: FileSystem> Queue<F> {
         malformed: &mut Vec<MalformedFile>,
     ) -> Result<Ahead, QueueError> {
         let first_page = after.is_none();
+        // From the start, every file is read afresh: its page must report
+        // those that are not messages, with why.
         let mut known = cache.content_keys.remove(mailbox).unwrap_or_default();
+        if first_page {
+            known.clear();
+        }
         let mut content_keys = HashMap::new();
         let keep = limit.saturating_add(cache.ahead_capacity());
         let mut kept = FirstKeys::after(Some(keep), after.cloned());

@@ -106,6 +106,8 @@ fn pages_put_together_are_what_receive_reads() {
         for ahead in [ReadingCache::AHEAD, 7, 0] {
             for limit in [1, 3, 10, 100] {
                 let mut cache = ReadingCache::with_ahead(ahead);
+                // A second reading with the same cache reads the same.
+                let _ = read_all_pages(&q, message_type, limit, &mut cache);
                 let (messages, mut malformed, pages) =
                     read_all_pages(&q, message_type, limit, &mut cache);
                 let case = format!("type {message_type:?}, ahead {ahead}, limit {limit}");

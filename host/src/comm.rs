@@ -12,9 +12,11 @@ use crate::bindings::exports::fmes::queue::{admin, claims, dead_letters, message
 use crate::error::{Error, QueueError};
 use crate::runtime::Runtime;
 use crate::sandbox::Sandbox;
+use fmes_queue::clock::UtcNanos;
+use fmes_queue::message::OrderKey;
 use fmes_queue::{
     ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
-    Received, RecoverReport, Released, SendRequest,
+    Page, Received, RecoverReport, Released, SendRequest,
 };
 
 /// Epoch ticks allowed for instantiation (ten seconds).
@@ -175,6 +177,38 @@ impl Comm {
                 .call_receive(s, agent, message_type, limit)
         })?;
         Ok(into_received(received))
+    }
+
+    /// Up to `limit` messages of an agent's mailbox after `after` (from the
+    /// start with `None`), in delivery order: a mailbox read a page at a
+    /// time, in the memory of one page. Pass the page's `next` to read on;
+    /// the reading is over when it is `None`. A page may hold fewer than
+    /// `limit` messages and still have a `next`. See the WIT `receive-page`.
+    pub fn receive_page(
+        &mut self,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: u32,
+        after: Option<&OrderKey>,
+    ) -> Result<Page, Error> {
+        let after = after.map(|key| messages::Position {
+            priority: key.priority,
+            sent_ns: key.sent.0,
+            file: key.file.clone(),
+        });
+        let page = self.call(|q, s| {
+            q.fmes_queue_messages()
+                .call_receive_page(s, agent, message_type, limit, after.as_ref())
+        })?;
+        Ok(Page {
+            messages: page.messages.into_iter().map(into_message).collect(),
+            malformed: page.malformed.into_iter().map(into_malformed).collect(),
+            next: page.next.map(|p| OrderKey {
+                priority: p.priority,
+                sent: UtcNanos(p.sent_ns),
+                file: p.file,
+            }),
+        })
     }
 
     /// Counts the messages waiting for an agent.

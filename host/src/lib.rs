@@ -20,8 +20,9 @@ mod writes;
 
 pub use comm::Comm;
 pub use error::{Error, QueueError};
+pub use fmes_queue::message::OrderKey;
 pub use fmes_queue::{
     ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
-    Received, RecoverReport, Released, SendRequest,
+    Page, Received, RecoverReport, Released, SendRequest,
 };
 pub use runtime::{Limits, Runtime};

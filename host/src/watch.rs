@@ -16,6 +16,8 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::{Comm, Error, MalformedFile, Message, QueueError};
 
+/// Messages read per call into the queue in a look at a whole mailbox.
+const PAGE: u32 = 1_000;
 /// Poll interval where the file system gives no notifications.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -64,7 +66,7 @@ impl Follow {
     /// The first look, and any change the notifications do not name (a
     /// mailbox made or removed, an overflow, polling), reads every followed
     /// mailbox whole; otherwise only the files named are read. Files that are
-    /// not messages are reported before the messages of the same look. New
+    /// not messages are reported before the messages after them. New
     /// messages of one look are reported in delivery order when following one
     /// mailbox, and in order of their send time when following all (delivery
     /// order is a mailbox's own). Each look ends with [`Event::Looked`].
@@ -127,34 +129,52 @@ impl Follow {
                 // (all of a mailbox made since).
                 let report = !first || self.include_waiting;
                 first = false;
-                for agent in &agents {
+                'agents: for agent in &agents {
                     let Some(mailbox) = followed.get_mut(agent) else {
                         continue;
                     };
                     let message_type = self.message_type.as_deref();
-                    let received = match comm.receive(&mailbox.name, message_type, None) {
-                        Ok(received) => received,
-                        // Removed since the listing.
-                        Err(Error::Queue(QueueError::UnknownAgent { .. })) if all => continue,
-                        Err(e) => return Err(e.into()),
-                    };
-                    // Bad files first: whoever sees a message printed knows every
-                    // bad file that was there before it has been reported.
-                    for file in &received.malformed {
-                        if !mailbox.seen_malformed.contains(&file.file) {
-                            let agent = &mailbox.name;
-                            on_event(Event::Malformed { agent, file })?;
+                    let mut current = HashSet::new();
+                    let mut malformed_now = HashSet::new();
+                    // A page at a time, so a look at a huge mailbox holds one
+                    // page of it (and, following all, its new messages).
+                    let mut after = None;
+                    loop {
+                        let name = &mailbox.name;
+                        let page = match comm.receive_page(name, message_type, PAGE, after.as_ref())
+                        {
+                            Ok(page) => page,
+                            // Removed since the listing.
+                            Err(Error::Queue(QueueError::UnknownAgent { .. })) if all => {
+                                continue 'agents;
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
+                        // Bad files before the messages after them: whoever
+                        // sees a message printed knows every bad file that
+                        // was there before it has been reported.
+                        for file in &page.malformed {
+                            if !mailbox.seen_malformed.contains(&file.file) {
+                                on_event(Event::Malformed { agent: name, file })?;
+                            }
+                            malformed_now.insert(file.file.clone());
+                        }
+                        for message in page.messages {
+                            let new = report && !mailbox.seen.contains(&message.file);
+                            current.insert(message.file.clone());
+                            if new && all {
+                                new_messages.push(message);
+                            } else if new {
+                                // One mailbox: its pages come in delivery order.
+                                on_event(Event::Message(&message))?;
+                            }
+                        }
+                        match page.next {
+                            Some(next) => after = Some(next),
+                            None => break,
                         }
                     }
-                    mailbox.seen_malformed =
-                        received.malformed.into_iter().map(|bad| bad.file).collect();
-                    let mut current = HashSet::with_capacity(received.messages.len());
-                    for message in received.messages {
-                        current.insert(message.file.clone());
-                        if report && !mailbox.seen.contains(&message.file) {
-                            new_messages.push(message);
-                        }
-                    }
+                    mailbox.seen_malformed = malformed_now;
                     mailbox.seen = current;
                 }
             } else {

@@ -146,6 +146,69 @@ fn receive_limit_type_and_order() {
 }
 
 #[test]
+fn receive_prints_a_mailbox_of_several_pages_in_order_and_each_bad_file_once() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    // 2,500 messages are three of the CLI's pages.
+    let native = comm.native();
+    for i in 0..2_500u32 {
+        let mut request = fmes::SendRequest::new("a", "b", format!("{{\"seq\": {i}}}"));
+        request.priority = Some([5, 3, 8][i as usize % 3]);
+        request.message_type = Some(if i % 3 == 0 { "REPORT" } else { "TASK" }.into());
+        native.send(&request).unwrap();
+    }
+    let mailbox = comm.join("To_B");
+    std::fs::write(
+        mailbox.join("3_20000101_000000_py_TASK.json"),
+        r#"{"id": "x", "from": "py", "to": "b", "type": "TASK", "priority": 3,
+            "timestamp": "2000-01-01T00:00:00Z", "payload": {}}"#,
+    )
+    .unwrap();
+    std::fs::write(mailbox.join("junk.json"), "[]").unwrap();
+    std::fs::write(
+        mailbox.join("8_20991231_235959.000000000Z_a_TASK_00000000ffff.json"),
+        "{",
+    )
+    .unwrap();
+    let whole = comm.open().receive("b", None, None).unwrap();
+    assert_eq!(whole.messages.len(), 2_501);
+    assert_eq!(whole.malformed.len(), 2);
+
+    let output = comm.run(&["--json", "receive", "b"]);
+    let printed = json_lines(&success(&output));
+    let files: Vec<&str> = printed
+        .iter()
+        .map(|m| m["file"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = whole.messages.iter().map(|m| m.file.as_str()).collect();
+    assert_eq!(files, expected);
+    let err = stderr(&output);
+    assert_eq!(err.matches("warning: skipped").count(), 2, "{err}");
+    for bad in &whole.malformed {
+        assert!(err.contains(&format!("To_B/{}: ", bad.file)), "{err}");
+    }
+
+    // A limit and a type across pages: the first of that type, in order.
+    let reports = json_lines(&success(&comm.run(&[
+        "--json", "receive", "b", "--type", "REPORT", "--limit", "700",
+    ])));
+    let expected: Vec<&str> = whole
+        .messages
+        .iter()
+        .filter(|m| m.message_type == "REPORT")
+        .take(700)
+        .map(|m| m.file.as_str())
+        .collect();
+    let files: Vec<&str> = reports
+        .iter()
+        .map(|m| m["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, expected);
+    let human = success(&comm.run(&["receive", "b", "--limit", "1500"]));
+    assert_eq!(human.matches("\n    file: ").count(), 1_500);
+    assert!(human.starts_with("[3] TASK from py to b"), "{human:.200}");
+}
+
+#[test]
 fn receive_names_malformed_files_on_stderr_and_prints_the_rest() {
     let comm = TempComm::with_agents(&["a", "b"]);
     success(&comm.run(&["send", "--from", "a", "--to", "b", "1"]));

@@ -201,6 +201,44 @@ fn payload_limit_defaults_to_one_mebibyte_and_can_be_set() {
 }
 
 #[test]
+fn receive_page_reads_a_mailbox_page_by_page_through_the_component() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    for i in 0..25u8 {
+        q.send(&SendRequest::new("a", "b", format!("{i}")).with_priority(1 + i % 9))
+            .unwrap();
+    }
+    std::fs::write(comm.join("To_B").join("junk.json"), "nope").unwrap();
+    let whole = q.receive("b", None, None).unwrap();
+    let (mut files, mut malformed, mut pages) = (Vec::new(), Vec::new(), 0);
+    let mut after = None;
+    loop {
+        let page = q.receive_page("b", None, 10, after.as_ref()).unwrap();
+        pages += 1;
+        files.extend(page.messages.into_iter().map(|m| m.file));
+        malformed.extend(page.malformed);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = whole.messages.iter().map(|m| m.file.clone()).collect();
+    assert_eq!(files, expected);
+    assert_eq!(malformed, whole.malformed);
+    assert_eq!(pages, 3);
+
+    let outside = fmes::OrderKey {
+        priority: 1,
+        sent: fmes_queue::clock::UtcNanos(0),
+        file: "../To_A/x.json".into(),
+    };
+    assert!(matches!(
+        q.receive_page("b", None, 10, Some(&outside)),
+        Err(Error::Queue(QueueError::InvalidFileName(name))) if name == "../To_A/x.json"
+    ));
+}
+
+#[test]
 fn receive_orders_by_priority_then_time_and_filters() {
     let comm = TempComm::with_agents(&["a", "b", "c"]);
     let mut q = comm.open();

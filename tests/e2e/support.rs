@@ -91,6 +91,18 @@ impl TempComm {
         Comm::open_with(runtime(), &self.path).unwrap()
     }
 
+    /// The same queue code run natively on this folder, without flushing:
+    /// filling a big mailbox is quick this way in a debug build.
+    pub fn native(&self) -> fmes_queue::Queue<fmes_queue::StdFs> {
+        fmes_queue::Queue::with_options(
+            fmes_queue::StdFs::new(self.path.to_str().unwrap()),
+            fmes_queue::Options {
+                durable: false,
+                ..fmes_queue::Options::default()
+            },
+        )
+    }
+
     /// Path of a mailbox folder, e.g. `mailbox("To_Claude")`.
     pub fn join(&self, relative: &str) -> PathBuf {
         self.path.join(relative)

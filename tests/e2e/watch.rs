@@ -45,6 +45,29 @@ fn watch_prints_each_new_message_as_json_lines() {
 }
 
 #[test]
+fn watch_waiting_prints_a_mailbox_of_several_pages_once_in_order() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let native = comm.native();
+    for i in 0..2_300u32 {
+        let request = SendRequest::new("a", "b", format!("{i}")).with_priority(1 + (i % 9) as u8);
+        native.send(&request).unwrap();
+    }
+    let waiting = comm.open().receive("b", None, None).unwrap().messages;
+    let mut watcher = watcher(&comm, &["--json", "watch", "b", "--waiting"]);
+    for message in &waiting {
+        let line = json_lines(&watcher.next_line()).remove(0);
+        assert_eq!(line["file"], message.file.as_str());
+    }
+    let sent = comm
+        .open()
+        .send(&SendRequest::new("a", "b", "\"new\""))
+        .unwrap();
+    let line = json_lines(&watcher.next_line()).remove(0);
+    assert_eq!(line["file"], sent.file.as_str(), "nothing printed twice");
+    watcher.stop();
+}
+
+#[test]
 fn watch_without_waiting_skips_old_messages_and_warns_about_bad_files() {
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();

@@ -1,8 +1,9 @@
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use super::{Context, output};
 use fmes_queue::names::mailbox_dir;
+use fmes_queue::{MalformedFile, Message};
 
 /// Messages read per call into the queue: a page takes about 1.5 KiB a
 /// message, and each page after the first few thousand lists the mailbox
@@ -34,43 +35,68 @@ pub struct Args {
 
 pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut comm = context.open()?;
-    let mailbox = mailbox_dir(&args.agent);
+    let agent = &args.agent;
+    let message_type = args.message_type.as_deref();
     // Standard output writes each line by itself (it is line-buffered even
     // into a pipe): a message is seven lines. Written a page at a time.
-    let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    let mut printed = 0u64;
-    let mut remaining = args.limit;
-    let mut after = None;
-    // A page at a time: a mailbox of any size is printed in the memory of
-    // one page, and the first messages show before the last are read.
-    while remaining != Some(0) {
-        let limit = remaining.map_or(PAGE, |r| r.min(PAGE));
-        let page = comm.receive_page(
-            &args.agent,
-            args.message_type.as_deref(),
-            limit,
-            after.as_ref(),
-        )?;
-        output::warn_malformed(&mailbox, &page.malformed);
-        for message in &page.messages {
-            if printed > 0 && !context.json {
-                writeln!(out)?;
+    let mut out = Printer {
+        out: BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
+        mailbox: mailbox_dir(agent),
+        json: context.json,
+        printed: 0,
+    };
+    match args.limit {
+        // One page holds it: one `receive` (a page would also list keys
+        // past itself, for a next page that never comes).
+        Some(limit) if limit <= PAGE => {
+            let received = comm.receive(agent, message_type, Some(limit))?;
+            out.print(&received.malformed, &received.messages)?;
+        }
+        // A page at a time: a mailbox of any size is printed in the memory
+        // of one page, and the first messages show before the last are read.
+        _ => {
+            let mut remaining = args.limit;
+            let mut after = None;
+            while remaining != Some(0) {
+                let limit = remaining.map_or(PAGE, |r| r.min(PAGE));
+                let page = comm.receive_page(agent, message_type, limit, after.as_ref())?;
+                out.print(&page.malformed, &page.messages)?;
+                if let Some(r) = remaining.as_mut() {
+                    *r -= page.messages.len() as u32;
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
-            output::write_message(&mut out, message, context.json)?;
-            printed += 1;
-        }
-        out.flush()?;
-        if let Some(r) = remaining.as_mut() {
-            *r -= page.messages.len() as u32;
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
         }
     }
-    if !context.json && printed == 0 {
-        writeln!(out, "no messages for {}", args.agent)?;
+    if !context.json && out.printed == 0 {
+        writeln!(out.out, "no messages for {agent}")?;
     }
-    out.flush()?;
+    out.out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a mailbox holds, as it is read.
+struct Printer<W: Write> {
+    out: W,
+    mailbox: String,
+    json: bool,
+    printed: u64,
+}
+
+impl<W: Write> Printer<W> {
+    /// The bad files on stderr, the messages on the output, then flushed.
+    fn print(&mut self, malformed: &[MalformedFile], messages: &[Message]) -> io::Result<()> {
+        output::warn_malformed(&self.mailbox, malformed);
+        for message in messages {
+            if self.printed > 0 && !self.json {
+                writeln!(self.out)?;
+            }
+            output::write_message(&mut self.out, message, self.json)?;
+            self.printed += 1;
+        }
+        self.out.flush()
+    }
 }

@@ -242,13 +242,17 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
     println!();
     println!("| peak memory of one `fmes` process | {small} messages | {large} messages |");
     println!("| --- | --- | --- |");
-    let cases: [(&str, Vec<String>); 3] = [
+    let cases: [(&str, Vec<String>); 4] = [
         ("peek", vec!["peek".into(), "sink".into()]),
         (
             "receive --limit 100",
             ["receive", "sink", "--limit", "100"]
                 .map(String::from)
                 .to_vec(),
+        ),
+        (
+            "receive: prints them all",
+            vec!["receive".into(), "sink".into()],
         ),
         (
             "agent run (trivial plugin) --once: handles them all",
@@ -263,6 +267,18 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
         ),
     ];
     for (label, args) in cases {
+        if label.starts_with("agent run") {
+            // Before the runner empties the mailboxes.
+            let peaks = [
+                watcher_peak_rss(fmes_bin, &small_path, small)?,
+                watcher_peak_rss(fmes_bin, &large_path, large)?,
+            ];
+            println!(
+                "| watch --waiting: prints them all | {:.1} MiB | {:.1} MiB |",
+                peaks[0] as f64 / 1024.0,
+                peaks[1] as f64 / 1024.0
+            );
+        }
         let mut peaks = Vec::new();
         for path in [&small_path, &large_path] {
             peaks.push(peak_rss(
@@ -302,6 +318,37 @@ fn peak_rss(command: &mut Command) -> Result<u64> {
     last.trim()
         .parse()
         .with_context(|| format!("GNU time printed {last:?}"))
+}
+
+/// Peak resident memory in KiB of `fmes watch --waiting` once it has
+/// printed the `n` messages waiting (it runs until stopped, so GNU time
+/// cannot measure it: its high-water mark is read from /proc).
+fn watcher_peak_rss(fmes_bin: &Path, comm: &Path, n: usize) -> Result<u64> {
+    use std::io::BufRead;
+    let mut watcher = Command::new(fmes_bin)
+        .arg("--comm")
+        .arg(comm)
+        .args(["--json", "watch", "sink", "--waiting"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("start fmes watch")?;
+    let stdout = watcher.stdout.take().context("the watcher's output")?;
+    let printed = std::io::BufReader::new(stdout).lines().take(n).count();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", watcher.id()));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    if printed < n {
+        bail!("fmes watch printed {printed} of {n} messages");
+    }
+    let status = status.context("read the watcher's /proc status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM in /proc status")?;
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .with_context(|| format!("unreadable {line:?}"))
 }
 
 /// A plugin fixture built beside this binary.

@@ -459,6 +459,27 @@ export class Comm {
     return { messages: received.messages.map(message), malformed: malformed(received.malformed) };
   }
 
+  /**
+   * The messages waiting for `agent`, a page at a time, in delivery order,
+   * without removing them: for a mailbox too big to hold at once. Yields
+   * `{ messages, malformed }` pages of at most `pageSize` messages (a page
+   * may hold fewer, even none, while more follow); a file that is not a
+   * message is reported once, in the page where it is found.
+   */
+  receivePages(agent, { type, pageSize = 1000 } = {}) {
+    // Checked now, not at the first page.
+    const args = [text(agent, "agent"), optionalText(type, "type"), unsigned(pageSize, 32, "pageSize")];
+    const messages = this.#messages;
+    return (function* pages() {
+      let after;
+      do {
+        const page = call(messages.receivePage, ...args, after);
+        yield { messages: page.messages.map(message), malformed: malformed(page.malformed) };
+        after = page.next;
+      } while (after !== undefined && after !== null);
+    })();
+  }
+
   /** Counts the messages waiting for `agent`. */
   peek(agent) {
     return call(this.#messages.peek, text(agent, "agent"));

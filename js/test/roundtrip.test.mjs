@@ -284,3 +284,18 @@ test("configure durable: false still sends and receives", async (t) => {
   assert.match(sent.file, /_1a2b3c4d[0-9a-f]{4}\.json$/);
   assert.equal(comm.receive("b").messages[0].id, sent.id);
 });
+
+test("receivePages reads a mailbox page by page", async (t) => {
+  const { dir, comm } = await openWith(t, ["planner", "coder"]);
+  for (let i = 0; i < 25; i++) {
+    comm.send({ from: "planner", to: "coder", priority: 1 + (i % 9), payload: i });
+  }
+  fs.writeFileSync(path.join(dir, "To_Coder", "junk.json"), "nope");
+  const whole = comm.receive("coder");
+  const pages = [...comm.receivePages("coder", { pageSize: 10 })];
+  assert.equal(pages.length, 3);
+  assert.deepEqual(pages.flatMap((page) => page.messages), whole.messages);
+  assert.deepEqual(pages.flatMap((page) => page.malformed), whole.malformed);
+  assert.equal(whole.malformed.length, 1);
+  assert.throws(() => comm.receivePages("coder", { pageSize: -1 }), TypeError);
+});

@@ -8,7 +8,7 @@ import os
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Literal, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Optional, Tuple, Union
 
 import wasmtime
 from wasmtime.component import Func, Record, Variant
@@ -291,6 +291,39 @@ class Comm:
             messages=[message_from_wit(m) for m in received.messages],
             malformed=[malformed_from_wit(m) for m in received.malformed],
         )
+
+    def receive_pages(
+        self, agent: str, *, message_type: Optional[str] = None, page_size: int = 1000
+    ) -> Iterator[Received]:
+        """The messages waiting in a mailbox, a page at a time, in delivery
+        order, without removing them: for a mailbox too big to hold at once.
+
+        Each page is a :class:`Received` of at most ``page_size`` messages
+        (a page may hold fewer, even none, while more follow); files that
+        are not messages are reported once, in the page where they are
+        found. Messages that arrive while the pages are read may or may not
+        be in them (see the WIT ``receive-page``).
+        """
+        # Checked now, not at the first page.
+        arguments = (
+            _text(agent, "agent"),
+            _optional_text(message_type, "message_type"),
+            _u32(page_size, "page_size"),
+        )
+
+        def pages() -> Iterator[Received]:
+            after = None
+            while True:
+                page = self._call(("messages", "receive-page"), *arguments, after)
+                yield Received(
+                    messages=[message_from_wit(m) for m in page.messages],
+                    malformed=[malformed_from_wit(m) for m in page.malformed],
+                )
+                if page.next is None:
+                    return
+                after = page.next
+
+        return pages()
 
     def peek(self, agent: str) -> int:
         """Counts the messages waiting in a mailbox."""

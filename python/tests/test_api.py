@@ -100,6 +100,20 @@ def test_receive_filters_by_type_and_limit(comm: fmes.Comm) -> None:
     assert [m.payload for m in comm.receive("coder", limit=2)] == [1, 2]
 
 
+def test_receive_pages_reads_a_mailbox_page_by_page(comm: fmes.Comm, comm_dir: Path) -> None:
+    for i in range(25):
+        comm.send("planner", "coder", i, priority=1 + i % 9)
+    (comm_dir / "To_Coder" / "junk.json").write_text("nope", encoding="utf-8")
+    whole = comm.receive("coder")
+    pages = list(comm.receive_pages("coder", page_size=10))
+    assert len(pages) == 3
+    assert [m for page in pages for m in page] == whole.messages
+    assert [bad for page in pages for bad in page.malformed] == whole.malformed
+    assert len(whole.malformed) == 1
+    with pytest.raises(ValueError, match="page_size must be between 0 and"):
+        comm.receive_pages("coder", page_size=-1)
+
+
 def test_broadcast_reaches_every_other_mailbox(comm: fmes.Comm) -> None:
     comm.init(["reviewer"])
     copies = comm.broadcast("planner", {"alert": "build broken"})

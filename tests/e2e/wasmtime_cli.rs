@@ -218,3 +218,42 @@ fn a_message_sent_by_fmes_is_received_by_the_wasmtime_cli() {
     // The same count by the function's full name: interface, then function.
     assert_eq!(folder.wasmtime(PEEK_QUALIFIED), "ok(1)\n");
 }
+
+#[test]
+fn the_wasmtime_cli_reads_a_mailbox_page_by_page_with_positions_it_printed() {
+    let folder = Folder::new();
+    folder.fmes(&["init", "planner", "coder"]);
+    let mut files = Vec::new();
+    for i in 0..2 {
+        let sent = json_lines(&folder.fmes(&[
+            "--json",
+            "send",
+            "--from",
+            "coder",
+            "--to",
+            "planner",
+            &i.to_string(),
+        ]));
+        files.push(sent[0]["file"].as_str().unwrap().to_string());
+    }
+    // Each call is a new instance: the position alone says where to go on.
+    let first = folder.wasmtime(r#"receive-page("planner", none, 1, none)"#);
+    assert!(
+        first.contains(&format!("file: \"{}\"", files[0])),
+        "{first}"
+    );
+    assert!(!first.contains(&files[1]), "{first}");
+    let next = first
+        .split_once("next: ")
+        // The page record's `}` and the result's `)` close the line.
+        .and_then(|(_, next)| next.trim_end().strip_suffix("})"))
+        .unwrap_or_else(|| panic!("no next position in {first}"));
+    assert!(next.starts_with("some({priority: 5, sent-ns: "), "{next}");
+    let second = folder.wasmtime(&format!(r#"receive-page("planner", none, 1, {next})"#));
+    assert!(
+        second.contains(&format!("file: \"{}\"", files[1])),
+        "{second}"
+    );
+    // The last page: WAVE leaves a field that is none out of its record.
+    assert!(!second.contains("next:"), "{second}");
+}

@@ -133,14 +133,12 @@ impl<F: FileSystem> Queue<F> {
                 }
             }
         }
-        let last = keys.last().cloned();
-        if !ahead.keys.is_empty() || ahead.more {
-            page.next = last.clone();
-        }
-        if let Some(last) = last
-            && page.next.is_some()
+        // More follows if keys were kept past this page or left unkept.
+        if let Some(last) = keys.last()
+            && (!ahead.keys.is_empty() || ahead.more)
         {
-            ahead.after = last;
+            page.next = Some(last.clone());
+            ahead.after = last.clone();
             cache.ahead = Some(ahead);
         }
         page.malformed.sort_by(|a, b| a.file.cmp(&b.file));

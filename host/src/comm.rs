@@ -19,6 +19,12 @@ use fmes_queue::{
     Page, Received, RecoverReport, Released, SendRequest,
 };
 
+/// Messages per [`Comm::receive_page`] call where the CLI and watchers read a
+/// whole mailbox: a page takes about 1.5 KiB a message in memory, and the
+/// component lists keys for 25,000 more at once, so a mailbox of 100,000 is
+/// listed four times.
+pub const PAGE: u32 = 1_000;
+
 /// Epoch ticks allowed for instantiation (ten seconds).
 const INSTANTIATE_TICKS: u64 = 1_000;
 

@@ -14,10 +14,9 @@ use std::time::Duration;
 use fmes_queue::names::{agent_of_mailbox, mailbox_dir};
 use notify::{RecursiveMode, Watcher};
 
+use crate::comm::PAGE;
 use crate::{Comm, Error, MalformedFile, Message, QueueError};
 
-/// Messages read per call into the queue in a look at a whole mailbox.
-const PAGE: u32 = 1_000;
 /// Poll interval where the file system gives no notifications.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 

@@ -2,13 +2,9 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use super::{Context, output};
+use crate::comm::PAGE;
 use fmes_queue::names::mailbox_dir;
 use fmes_queue::{MalformedFile, Message};
-
-/// Messages read per call into the queue: a page takes about 1.5 KiB a
-/// message, and each page after the first few thousand lists the mailbox
-/// again (see `ReadingCache::AHEAD`).
-const PAGE: u32 = 1_000;
 
 /// Print the messages waiting for an agent, in delivery order, without
 /// removing them (archive them once handled).

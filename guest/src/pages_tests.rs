@@ -123,12 +123,18 @@ fn pages_put_together_are_what_receive_reads() {
     }
 }
 
-#[test]
-fn a_reading_sees_what_arrives_after_its_place_and_skips_what_left() {
-    let (_dir, q) = setup();
-    let sent: Vec<Message> = (0..6)
+/// A queue with six messages sent to "b", in order.
+fn six_sent() -> (tempfile::TempDir, Queue<StdFs>, Vec<Message>) {
+    let (dir, q) = setup();
+    let sent = (0..6)
         .map(|i| q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap())
         .collect();
+    (dir, q, sent)
+}
+
+#[test]
+fn a_reading_sees_what_arrives_after_its_place_and_skips_what_left() {
+    let (_dir, q, sent) = six_sent();
     // Listing for every page: each page sees the mailbox as it is then.
     let mut cache = ReadingCache::with_ahead(0);
     let first = q.receive_page("b", None, 2, None, &mut cache).unwrap();
@@ -157,10 +163,7 @@ fn a_reading_sees_what_arrives_after_its_place_and_skips_what_left() {
 
 #[test]
 fn keys_listed_ahead_whose_files_went_away_are_skipped() {
-    let (_dir, q) = setup();
-    let sent: Vec<Message> = (0..6)
-        .map(|i| q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap())
-        .collect();
+    let (_dir, q, sent) = six_sent();
     let mut cache = ReadingCache::new();
     let first = q.receive_page("b", None, 2, None, &mut cache).unwrap();
     q.archive("b", &sent[2].file).unwrap();

@@ -130,7 +130,7 @@ pub fn key_from_fmes_name(file: &str) -> Option<OrderKey> {
 }
 
 /// Priority and send time from an fmes name, without copying the name.
-fn order_from_fmes_name(file: &str) -> Option<(u8, UtcNanos)> {
+pub fn order_from_fmes_name(file: &str) -> Option<(u8, UtcNanos)> {
     let b = file.as_bytes();
     if b.len() < 29 || !(b'1'..=b'9').contains(&b[0]) || b[1] != b'_' || b[28] != b'_' {
         return None;

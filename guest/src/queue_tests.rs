@@ -420,3 +420,34 @@ fn a_file_made_by_another_process_while_init_looks_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn stats_count_archives_of_many_batches_and_find_the_oldest_under_any_name() {
+    let (dir, q) = setup(&["a", "b"]);
+    // More archived files than one batch of reads holds, for two agents.
+    for i in 0..150 {
+        let to = if i % 3 == 0 { "a" } else { "b" };
+        let sent = q.send(&SendRequest::new("x", to, format!("{i}"))).unwrap();
+        q.archive(to, &sent.file).unwrap();
+    }
+    std::fs::write(dir.path().join("ARCHIVE").join("junk.json"), "[]").unwrap();
+    q.send(&SendRequest::new("x", "b", "\"new\"")).unwrap();
+    // The oldest waiting message has a Python name: its time is in its text.
+    std::fs::write(
+        dir.path()
+            .join("To_B")
+            .join("5_20991231_235959_py_TASK.json"),
+        python_message(5, "2000-01-01T00:00:00Z", "\"old\""),
+    )
+    .unwrap();
+    let stats = q.stats().unwrap();
+    let counts: Vec<(&str, u32, u32)> = stats
+        .iter()
+        .map(|s| (s.agent.as_str(), s.ready, s.archived))
+        .collect();
+    assert_eq!(counts, [("a", 0, 50), ("b", 2, 100)]);
+    assert_eq!(stats[0].oldest_ready_age_ms, None);
+    let age = stats[1].oldest_ready_age_ms.unwrap();
+    let years = age / (1000 * 3600 * 24 * 365);
+    assert!((25..200).contains(&years), "oldest is {age} ms old");
+}

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 
 use crate::claims::{ClaimName, INFLIGHT_DIR, now_ms};
+use crate::clock::UtcNanos;
 use crate::error::QueueError;
 use crate::fs::{EntryKind, FileSystem};
-use crate::message::{self, OrderKey};
+use crate::message;
 use crate::names::{self, ARCHIVE_DIR, DEAD_DIR};
-use crate::queue::Queue;
+use crate::queue::{Queue, READ_AHEAD};
 use crate::settle::NOTE_SUFFIX;
 
 /// Counts for one mailbox.
@@ -30,6 +31,9 @@ pub struct MailboxStats {
 impl<F: FileSystem> Queue<F> {
     /// Counts for every mailbox, by agent name. Counting the archive reads
     /// each archived file's `to` field, since the archive is one flat folder.
+    ///
+    /// Folders are counted as they are listed and files read in batches, so
+    /// a mailbox or an archive of any size takes the same memory.
     pub fn stats(&self) -> Result<Vec<MailboxStats>, QueueError> {
         let now = now_ms();
         let mut all: BTreeMap<String, MailboxStats> = BTreeMap::new();
@@ -39,58 +43,82 @@ impl<F: FileSystem> Queue<F> {
                 agent: agent.clone(),
                 ..MailboxStats::default()
             };
-            let mut oldest: Option<OrderKey> = None;
-            for entry in self.list_or_empty(&mailbox)? {
-                if entry.kind == EntryKind::Dir || !names::looks_like_message(&entry.name) {
-                    continue;
+            let mut oldest: Option<UtcNanos> = None;
+            // Other writers' names: their send time is in their contents.
+            let mut unnamed = Vec::new();
+            self.count_entries(&mailbox, &mut |name, kind| {
+                if kind == EntryKind::Dir || !names::looks_like_message(name) {
+                    return;
                 }
                 stats.ready += 1;
-                let key = match message::key_from_fmes_name(&entry.name) {
-                    Some(key) => Some(key),
-                    None => match self.read_message(&mailbox, &entry.name) {
-                        Some(Ok((_, key))) => Some(key),
-                        _ => None,
-                    },
-                };
-                if let Some(key) = key
-                    && oldest.as_ref().is_none_or(|o| key.sent < o.sent)
+                match message::order_from_fmes_name(name) {
+                    Some((_, sent)) => oldest = Some(oldest.map_or(sent, |o| o.min(sent))),
+                    None => unnamed.push(name.to_string()),
+                }
+            })?;
+            for chunk in unnamed.chunks(READ_AHEAD) {
+                let files: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                for (_, key) in self
+                    .read_messages(&mailbox, &files)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
                 {
-                    oldest = Some(key);
+                    oldest = Some(oldest.map_or(key.sent, |o| o.min(key.sent)));
                 }
             }
-            stats.oldest_ready_age_ms =
-                oldest.map(|key| now.saturating_sub(key.sent.0 / 1_000_000));
-            stats.in_flight = self
-                .list_or_empty(&format!("{mailbox}/{INFLIGHT_DIR}"))?
-                .iter()
-                .filter(|e| ClaimName::parse(&e.name).is_some())
-                .count() as u32;
-            stats.dead = self
-                .list_or_empty(&format!("{DEAD_DIR}/{mailbox}"))?
-                .iter()
-                .filter(|e| e.kind != EntryKind::Dir && !e.name.ends_with(NOTE_SUFFIX))
-                .count() as u32;
+            stats.oldest_ready_age_ms = oldest.map(|sent| now.saturating_sub(sent.0 / 1_000_000));
+            self.count_entries(&format!("{mailbox}/{INFLIGHT_DIR}"), &mut |name, _| {
+                if ClaimName::parse(name).is_some() {
+                    stats.in_flight += 1;
+                }
+            })?;
+            self.count_entries(&format!("{DEAD_DIR}/{mailbox}"), &mut |name, kind| {
+                if kind != EntryKind::Dir && !name.ends_with(NOTE_SUFFIX) {
+                    stats.dead += 1;
+                }
+            })?;
             all.insert(mailbox, stats);
         }
-        for entry in self.list_or_empty(ARCHIVE_DIR)? {
-            if entry.kind != EntryKind::File || !names::looks_like_message(&entry.name) {
-                continue;
-            }
-            if let Some(Ok((message, _))) = self.read_message(ARCHIVE_DIR, &entry.name)
-                && names::check_agent(&message.to).is_ok()
-                && let Some(stats) = all.get_mut(&names::mailbox_dir(&message.to))
+        let mut count_archived = |files: &[String]| {
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            for (message, _) in self
+                .read_messages(ARCHIVE_DIR, &files)
+                .into_iter()
+                .flatten()
+                .flatten()
             {
-                stats.archived += 1;
+                if names::check_agent(&message.to).is_ok()
+                    && let Some(stats) = all.get_mut(&names::mailbox_dir(&message.to))
+                {
+                    stats.archived += 1;
+                }
             }
-        }
+        };
+        let mut batch = Vec::with_capacity(READ_AHEAD);
+        self.count_entries(ARCHIVE_DIR, &mut |name, kind| {
+            if kind == EntryKind::File && names::looks_like_message(name) {
+                batch.push(name.to_string());
+                if batch.len() == READ_AHEAD {
+                    count_archived(&batch);
+                    batch.clear();
+                }
+            }
+        })?;
+        count_archived(&batch);
         Ok(all.into_values().collect())
     }
 
-    fn list_or_empty(&self, dir: &str) -> Result<Vec<crate::fs::DirEntry>, QueueError> {
-        match self.fs.list(dir) {
-            Ok(entries) => Ok(entries),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(QueueError::io("list", dir, e)),
+    /// Each entry of `dir` as it is listed; a folder that does not exist
+    /// has none.
+    fn count_entries(
+        &self,
+        dir: &str,
+        each: &mut dyn FnMut(&str, EntryKind),
+    ) -> Result<(), QueueError> {
+        match self.fs.for_each_entry(dir, each) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(QueueError::io("list", dir, e)),
+            _ => Ok(()),
         }
     }
 }

@@ -217,6 +217,34 @@ impl Comm {
         })
     }
 
+    /// Reads an agent's mailbox [`PAGE`] messages at a time, in delivery
+    /// order, handing each page to `each` (its `next` taken out), until the
+    /// mailbox is read or `limit` messages were (all with `None`), or `each`
+    /// fails. The memory of one page, for a mailbox of any size.
+    pub fn read_pages<E: From<Error>>(
+        &mut self,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: Option<u32>,
+        mut each: impl FnMut(Page) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut remaining = limit;
+        let mut after = None;
+        while remaining != Some(0) {
+            let size = remaining.map_or(PAGE, |r| r.min(PAGE));
+            let mut page = self.receive_page(agent, message_type, size, after.as_ref())?;
+            if let Some(r) = remaining.as_mut() {
+                *r = r.saturating_sub(page.messages.len() as u32);
+            }
+            after = page.next.take();
+            each(page)?;
+            if after.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Counts the messages waiting for an agent.
     pub fn peek(&mut self, agent: &str) -> Result<u32, Error> {
         self.call(|q, s| q.fmes_queue_messages().call_peek(s, agent))

@@ -14,7 +14,6 @@ use std::time::Duration;
 use fmes_queue::names::{agent_of_mailbox, mailbox_dir};
 use notify::{RecursiveMode, Watcher};
 
-use crate::comm::PAGE;
 use crate::{Comm, Error, MalformedFile, Message, QueueError};
 
 /// Poll interval where the file system gives no notifications.
@@ -128,33 +127,24 @@ impl Follow {
                 // (all of a mailbox made since).
                 let report = !first || self.include_waiting;
                 first = false;
-                'agents: for agent in &agents {
+                for agent in &agents {
                     let Some(mailbox) = followed.get_mut(agent) else {
                         continue;
                     };
                     let message_type = self.message_type.as_deref();
                     let mut current = HashSet::new();
                     let mut malformed_now = HashSet::new();
+                    let name = &mailbox.name;
                     // A page at a time, so a look at a huge mailbox holds one
                     // page of it (and, following all, its new messages).
-                    let mut after = None;
-                    loop {
-                        let name = &mailbox.name;
-                        let page = match comm.receive_page(name, message_type, PAGE, after.as_ref())
-                        {
-                            Ok(page) => page,
-                            // Removed since the listing.
-                            Err(Error::Queue(QueueError::UnknownAgent { .. })) if all => {
-                                continue 'agents;
-                            }
-                            Err(e) => return Err(e.into()),
-                        };
+                    let read = comm.read_pages(name, message_type, None, |page| {
                         // Bad files before the messages after them: whoever
                         // sees a message printed knows every bad file that
                         // was there before it has been reported.
                         for file in &page.malformed {
                             if !mailbox.seen_malformed.contains(&file.file) {
-                                on_event(Event::Malformed { agent: name, file })?;
+                                let event = Event::Malformed { agent: name, file };
+                                on_event(event).map_err(Stop::Event)?;
                             }
                             malformed_now.insert(file.file.clone());
                         }
@@ -165,13 +155,19 @@ impl Follow {
                                 new_messages.push(message);
                             } else if new {
                                 // One mailbox: its pages come in delivery order.
-                                on_event(Event::Message(&message))?;
+                                on_event(Event::Message(&message)).map_err(Stop::Event)?;
                             }
                         }
-                        match page.next {
-                            Some(next) => after = Some(next),
-                            None => break,
+                        Ok(())
+                    });
+                    match read {
+                        Ok(()) => {}
+                        // Removed since the listing.
+                        Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) if all => {
+                            continue;
                         }
+                        Err(Stop::Queue(e)) => return Err(e.into()),
+                        Err(Stop::Event(e)) => return Err(e),
                     }
                     mailbox.seen_malformed = malformed_now;
                     mailbox.seen = current;
@@ -253,6 +249,18 @@ impl Follow {
                 }
             }
         }
+    }
+}
+
+/// Why a look at a mailbox stopped: the queue's error, or the caller's.
+enum Stop<E> {
+    Queue(Error),
+    Event(E),
+}
+
+impl<E> From<Error> for Stop<E> {
+    fn from(e: Error) -> Self {
+        Stop::Queue(e)
     }
 }
 

@@ -182,6 +182,30 @@ fn expired_claims_are_reported_and_live_ones_are_not() {
 }
 
 #[test]
+fn a_bad_file_deep_in_a_big_mailbox_is_found_unless_past_the_limit() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let native = comm.native();
+    for i in 0..2_100 {
+        native
+            .send(&SendRequest::new("a", "b", i.to_string()))
+            .unwrap();
+    }
+    // Its name puts it last in delivery order, in the third page.
+    let bad = "9_20991231_235959.000000000Z_a_TASK_00000000ffff.json";
+    std::fs::write(comm.join("To_B").join(bad), "{").unwrap();
+    let (code, found) = findings(&comm, &[]);
+    assert_eq!(code, 1);
+    let malformed = of_kind(&found, "malformed");
+    assert_eq!(malformed.len(), 1, "{found:?}");
+    assert_eq!(malformed[0]["path"], format!("To_B/{bad}"));
+    // Over --max-waiting, only that many are read: the bad file is past them.
+    let (code, found) = findings(&comm, &["--max-waiting", "1500"]);
+    assert_eq!(code, 1);
+    assert_eq!(of_kind(&found, "oversized").len(), 1, "{found:?}");
+    assert!(of_kind(&found, "malformed").is_empty(), "{found:?}");
+}
+
+#[test]
 fn mailboxes_over_the_limit_are_oversized() {
     let comm = TempComm::with_agents(&["a", "b"]);
     let mut q = comm.open();

@@ -103,19 +103,23 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 ),
             );
         }
+        // A page at a time (the memory of one page), at most --max-waiting
+        // messages in an oversized mailbox.
         let limit = (waiting > args.max_waiting).then_some(args.max_waiting);
-        let received = comm.receive(agent, None, limit)?;
-        for bad in &received.malformed {
-            doctor.add(
-                "malformed",
-                format!("{dir}/{}", bad.file),
-                format!("not a message: {}", bad.reason),
-                format!(
-                    "look at it, then fix or delete it; `fmes claim {agent}` moves it to the \
-                     dead letters (then `fmes dead purge {agent} FILE`)"
-                ),
-            );
-        }
+        comm.read_pages(agent, None, limit, |page| -> Result<(), crate::Error> {
+            for bad in &page.malformed {
+                doctor.add(
+                    "malformed",
+                    format!("{dir}/{}", bad.file),
+                    format!("not a message: {}", bad.reason),
+                    format!(
+                        "look at it, then fix or delete it; `fmes claim {agent}` moves it to the \
+                         dead letters (then `fmes dead purge {agent} FILE`)"
+                    ),
+                );
+            }
+            Ok(())
+        })?;
     }
     drop(progress);
 

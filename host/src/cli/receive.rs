@@ -50,22 +50,10 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         }
         // A page at a time: a mailbox of any size is printed in the memory
         // of one page, and the first messages show before the last are read.
-        _ => {
-            let mut remaining = args.limit;
-            let mut after = None;
-            while remaining != Some(0) {
-                let limit = remaining.map_or(PAGE, |r| r.min(PAGE));
-                let page = comm.receive_page(agent, message_type, limit, after.as_ref())?;
-                out.print(&page.malformed, &page.messages)?;
-                if let Some(r) = remaining.as_mut() {
-                    *r -= page.messages.len() as u32;
-                }
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
-        }
+        _ => comm.read_pages(agent, message_type, args.limit, |page| {
+            out.print(&page.malformed, &page.messages)
+                .map_err(anyhow::Error::from)
+        })?,
     }
     if !context.json && out.printed == 0 {
         writeln!(out.out, "no messages for {agent}")?;

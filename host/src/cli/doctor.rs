@@ -268,10 +268,9 @@ impl Doctor {
 
     /// Temporary files and expired claims of one mailbox.
     fn check_mailbox(&mut self, dir: &str) -> anyhow::Result<()> {
-        for (name, kind) in self.list(dir)? {
-            if kind != Kind::Other || !name.ends_with(".tmp") {
-                continue;
-            }
+        // Only these are kept from the listing: a mailbox may hold 100,000 messages.
+        let temporary = |name: &str, kind| kind == Kind::Other && name.ends_with(".tmp");
+        for (name, _) in self.list_where(dir, temporary)? {
             let path = format!("{dir}/{name}");
             let Some(age) = self.age(&path) else { continue };
             if age > TEMPORARY_GRACE {
@@ -416,6 +415,15 @@ impl Doctor {
     /// The entries of a folder, sorted by name, each with its kind (links
     /// not followed).
     fn list(&self, relative: &str) -> anyhow::Result<Vec<(String, Kind)>> {
+        self.list_where(relative, |_, _| true)
+    }
+
+    /// `list`, keeping only the entries `keep` accepts.
+    fn list_where(
+        &self,
+        relative: &str,
+        keep: impl Fn(&str, Kind) -> bool,
+    ) -> anyhow::Result<Vec<(String, Kind)>> {
         let path = self.path(relative);
         let mut entries = Vec::new();
         let listing =
@@ -427,7 +435,11 @@ impl Doctor {
                 Ok(t) if t.is_symlink() => Kind::Symlink,
                 _ => Kind::Other,
             };
-            entries.push((entry.file_name().to_string_lossy().into_owned(), kind));
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if keep(&name, kind) {
+                entries.push((name.into_owned(), kind));
+            }
         }
         entries.sort();
         Ok(entries)

@@ -242,7 +242,7 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
     println!();
     println!("| peak memory of one `fmes` process | {small} messages | {large} messages |");
     println!("| --- | --- | --- |");
-    let cases: [(&str, Vec<String>); 4] = [
+    let cases: [(&str, Vec<String>); 6] = [
         ("peek", vec!["peek".into(), "sink".into()]),
         (
             "receive --limit 100",
@@ -253,6 +253,13 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
         (
             "receive: prints them all",
             vec!["receive".into(), "sink".into()],
+        ),
+        ("stats", vec!["stats".into()]),
+        (
+            "doctor: reads them all",
+            ["doctor", "--max-waiting", "1000000"]
+                .map(String::from)
+                .to_vec(),
         ),
         (
             "agent run (trivial plugin) --once: handles them all",

@@ -46,7 +46,7 @@ impl<F: FileSystem> Queue<F> {
             let mut oldest: Option<UtcNanos> = None;
             // Other writers' names: their send time is in their contents.
             let mut unnamed = Vec::new();
-            self.count_entries(&mailbox, &mut |name, kind| {
+            self.each_entry(&mailbox, &mut |name, kind| {
                 if kind == EntryKind::Dir || !names::looks_like_message(name) {
                     return;
                 }
@@ -68,12 +68,12 @@ impl<F: FileSystem> Queue<F> {
                 }
             }
             stats.oldest_ready_age_ms = oldest.map(|sent| now.saturating_sub(sent.0 / 1_000_000));
-            self.count_entries(&format!("{mailbox}/{INFLIGHT_DIR}"), &mut |name, _| {
+            self.each_entry(&format!("{mailbox}/{INFLIGHT_DIR}"), &mut |name, _| {
                 if ClaimName::parse(name).is_some() {
                     stats.in_flight += 1;
                 }
             })?;
-            self.count_entries(&format!("{DEAD_DIR}/{mailbox}"), &mut |name, kind| {
+            self.each_entry(&format!("{DEAD_DIR}/{mailbox}"), &mut |name, kind| {
                 if kind != EntryKind::Dir && !name.ends_with(NOTE_SUFFIX) {
                     stats.dead += 1;
                 }
@@ -96,7 +96,7 @@ impl<F: FileSystem> Queue<F> {
             }
         };
         let mut batch = Vec::with_capacity(READ_AHEAD);
-        self.count_entries(ARCHIVE_DIR, &mut |name, kind| {
+        self.each_entry(ARCHIVE_DIR, &mut |name, kind| {
             if kind == EntryKind::File && names::looks_like_message(name) {
                 batch.push(name.to_string());
                 if batch.len() == READ_AHEAD {
@@ -111,7 +111,7 @@ impl<F: FileSystem> Queue<F> {
 
     /// Each entry of `dir` as it is listed; a folder that does not exist
     /// has none.
-    fn count_entries(
+    fn each_entry(
         &self,
         dir: &str,
         each: &mut dyn FnMut(&str, EntryKind),

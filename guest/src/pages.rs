@@ -32,15 +32,15 @@ pub struct Page {
 /// What one reader keeps between its pages: keys already listed past the
 /// last page, and the keys of files whose names do not carry one (another
 /// writer's names: their key is in their contents, read once).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadingCache {
     ahead: Option<Ahead>,
     /// By mailbox, then file: a key read from the file's contents, or
     /// `None` for a file that is not a message. Only the names of a
     /// mailbox's last listing are kept.
     content_keys: HashMap<String, HashMap<String, Option<(u8, UtcNanos)>>>,
-    /// Keys kept past a page (the default is [`ReadingCache::AHEAD`]).
-    capacity: Option<usize>,
+    /// Keys kept past a page.
+    ahead_capacity: usize,
 }
 
 /// Keys listed past a page that was served, in delivery order.
@@ -59,20 +59,17 @@ impl ReadingCache {
     pub const AHEAD: usize = 25_000;
 
     pub fn new() -> ReadingCache {
-        ReadingCache::default()
+        ReadingCache::with_ahead(Self::AHEAD)
     }
 
     /// A cache that keeps `ahead` keys past a page (tests use a small one
     /// to list often).
     pub fn with_ahead(ahead: usize) -> ReadingCache {
         ReadingCache {
-            capacity: Some(ahead),
-            ..ReadingCache::default()
+            ahead: None,
+            content_keys: HashMap::new(),
+            ahead_capacity: ahead,
         }
-    }
-
-    fn ahead_capacity(&self) -> usize {
-        self.capacity.unwrap_or(Self::AHEAD)
     }
 
     /// The keys listed right after `after` in `mailbox`, if a page ended there.
@@ -82,6 +79,12 @@ impl ReadingCache {
         // Once its keys are used up, only a new listing knows what follows.
         (ahead.mailbox == mailbox && ahead.after == *after && !ahead.keys.is_empty())
             .then_some(ahead)
+    }
+}
+
+impl Default for ReadingCache {
+    fn default() -> ReadingCache {
+        ReadingCache::new()
     }
 }
 
@@ -164,7 +167,7 @@ impl<F: FileSystem> Queue<F> {
             known.clear();
         }
         let mut content_keys = HashMap::new();
-        let keep = limit.saturating_add(cache.ahead_capacity());
+        let keep = limit.saturating_add(cache.ahead_capacity);
         let mut kept = FirstKeys::after(Some(keep), after.cloned());
         self.fs
             .for_each_entry(mailbox, &mut |name, kind| {

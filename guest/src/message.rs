@@ -526,6 +526,19 @@ mod tests {
     }
 
     #[test]
+    fn string_fields_are_read_with_and_without_escapes() {
+        let text = r#"{ "id" : "\u0061b\"c", "from": "é\\", "to":"b", "type": "",
+            "priority": 5, "timestamp": "2023-11-14T22:13:20Z", "payload": null }"#;
+        let (message, _) = parse("x.json", text.as_bytes().to_vec()).unwrap();
+        assert_eq!(message.id, "ab\"c");
+        assert_eq!(message.from, "é\\");
+        assert_eq!(message.to, "b");
+        assert_eq!(message.message_type, "");
+        let error = parse("x.json", text.replace(r#""b""#, "7").into_bytes()).unwrap_err();
+        assert_eq!(error, "field \"to\" must be a string, found a number");
+    }
+
+    #[test]
     fn payload_is_its_stored_text_made_compact_and_raw_the_whole_text() {
         // As the Python writer stores it: indented, an escape, an extra field,
         // a number spelled its own way, whitespace inside strings.

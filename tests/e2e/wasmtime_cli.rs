@@ -90,6 +90,16 @@ impl Folder {
             .unwrap();
         success(&output)
     }
+
+    /// `fmes --json send --from coder --to planner ARGS...`: the one
+    /// message it printed.
+    fn send_to_planner(&self, args: &[&str]) -> serde_json::Value {
+        let mut command = vec!["--json", "send", "--from", "coder", "--to", "planner"];
+        command.extend_from_slice(args);
+        let mut sent = json_lines(&self.fmes(&command));
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        sent.remove(0)
+    }
 }
 
 /// The string value of `field: "..."` in WAVE output (the first one), with
@@ -181,20 +191,9 @@ fn a_message_sent_by_the_wasmtime_cli_is_received_by_fmes() {
 fn a_message_sent_by_fmes_is_received_by_the_wasmtime_cli() {
     let folder = Folder::new();
     folder.fmes(&["init", "planner", "coder"]);
-    let sent = json_lines(&folder.fmes(&[
-        "--json",
-        "send",
-        "--from",
-        "coder",
-        "--to",
-        "planner",
-        "--type",
-        "REPORT",
-        r#"{"done": true}"#,
-    ]));
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    let id = sent[0]["id"].as_str().unwrap();
-    let file = sent[0]["file"].as_str().unwrap();
+    let sent = folder.send_to_planner(&["--type", "REPORT", r#"{"done": true}"#]);
+    let id = sent["id"].as_str().unwrap();
+    let file = sent["file"].as_str().unwrap();
 
     let received = folder.wasmtime(RECEIVE);
     assert!(
@@ -225,16 +224,8 @@ fn the_wasmtime_cli_reads_a_mailbox_page_by_page_with_positions_it_printed() {
     folder.fmes(&["init", "planner", "coder"]);
     let mut files = Vec::new();
     for i in 0..2 {
-        let sent = json_lines(&folder.fmes(&[
-            "--json",
-            "send",
-            "--from",
-            "coder",
-            "--to",
-            "planner",
-            &i.to_string(),
-        ]));
-        files.push(sent[0]["file"].as_str().unwrap().to_string());
+        let sent = folder.send_to_planner(&[&i.to_string()]);
+        files.push(sent["file"].as_str().unwrap().to_string());
     }
     // Each call is a new instance: the position alone says where to go on.
     let first = folder.wasmtime(r#"receive-page("planner", none, 1, none)"#);

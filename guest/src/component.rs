@@ -62,6 +62,26 @@ fn received(r: crate::Received) -> Received {
     }
 }
 
+fn order_key(p: Position) -> OrderKey {
+    OrderKey {
+        priority: p.priority,
+        sent: crate::clock::UtcNanos(p.sent_ns),
+        file: p.file,
+    }
+}
+
+fn page_out(page: crate::Page) -> Page {
+    Page {
+        messages: page.messages.into_iter().map(Message::from).collect(),
+        malformed: page.malformed.into_iter().map(malformed).collect(),
+        next: page.next.map(|key| Position {
+            priority: key.priority,
+            sent_ns: key.sent.0,
+            file: key.file,
+        }),
+    }
+}
+
 fn malformed(m: crate::MalformedFile) -> MalformedFile {
     MalformedFile {
         file: m.file,
@@ -154,13 +174,10 @@ impl messages::Guest for Component {
         limit: u32,
         after: Option<Position>,
     ) -> Result<Page, QueueError> {
-        let after = after.map(|p| OrderKey {
-            priority: p.priority,
-            sent: crate::clock::UtcNanos(p.sent_ns),
-            file: p.file,
-        });
+        let after = after.map(order_key);
         let page = READING.with_borrow_mut(|cache| {
-            queue()?.receive_page(
+            let q = queue()?;
+            q.receive_page(
                 &agent,
                 message_type.as_deref(),
                 limit,
@@ -168,15 +185,22 @@ impl messages::Guest for Component {
                 cache,
             )
         })?;
-        Ok(Page {
-            messages: page.messages.into_iter().map(Message::from).collect(),
-            malformed: page.malformed.into_iter().map(malformed).collect(),
-            next: page.next.map(|key| Position {
-                priority: key.priority,
-                sent_ns: key.sent.0,
-                file: key.file,
-            }),
-        })
+        Ok(page_out(page))
+    }
+
+    fn receive_page_by_send_time(
+        agent: String,
+        message_type: Option<String>,
+        limit: u32,
+        after: Option<Position>,
+    ) -> Result<Page, QueueError> {
+        let after = after.map(order_key);
+        let page = READING.with_borrow_mut(|cache| {
+            let q = queue()?;
+            let message_type = message_type.as_deref();
+            q.receive_page_by_send_time(&agent, message_type, limit, after.as_ref(), cache)
+        })?;
+        Ok(page_out(page))
     }
 
     fn read(agent: String, files: Vec<String>) -> Result<Received, QueueError> {

@@ -139,13 +139,80 @@ pub fn order_from_fmes_name(file: &str) -> Option<(u8, UtcNanos)> {
     Some((b[0] - b'0', sent))
 }
 
+/// The order a reading goes through a mailbox in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReadingOrder {
+    /// Priority, then send time, then file name: the order messages are
+    /// delivered in.
+    #[default]
+    Delivery,
+    /// Send time, then file name, whatever the priority: the order to put
+    /// several mailboxes' messages in one timeline.
+    SendTime,
+}
+
+impl ReadingOrder {
+    /// What keys are compared by in this order (file names are unique in a
+    /// mailbox, so both orders are total).
+    fn rank(self, priority: u8, sent: UtcNanos, file: &str) -> (u8, UtcNanos, &str) {
+        match self {
+            ReadingOrder::Delivery => (priority, sent, file),
+            ReadingOrder::SendTime => (0, sent, file),
+        }
+    }
+
+    /// Compares two keys in this order.
+    pub fn compare(self, a: &OrderKey, b: &OrderKey) -> std::cmp::Ordering {
+        self.rank(a.priority, a.sent, &a.file)
+            .cmp(&self.rank(b.priority, b.sent, &b.file))
+    }
+}
+
+/// The send time that orders a message read from `file`: the one in an fmes
+/// name, else its `timestamp` field's; `None` if neither is one. The same
+/// as the key a reading orders the file by, for a caller that merges pages.
+pub fn sent_of(file: &str, timestamp: &str) -> Option<UtcNanos> {
+    match order_from_fmes_name(file) {
+        Some((_, sent)) => Some(sent),
+        None => UtcNanos::parse_timestamp(timestamp),
+    }
+}
+
+/// An order key in a heap that compares in a reading's order.
+#[derive(Debug)]
+struct Ranked {
+    key: OrderKey,
+    order: ReadingOrder,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Ranked) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Ranked) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Ranked) -> std::cmp::Ordering {
+        self.order.compare(&self.key, &other.key)
+    }
+}
+
 /// The first order keys offered, at most `keep` of them (all with `None`):
 /// the first N of a huge mailbox without holding, sorting or even copying
 /// the names of the rest.
 pub struct FirstKeys {
     /// A max-heap: its top is the key the next smaller one replaces.
-    heap: BinaryHeap<OrderKey>,
+    heap: BinaryHeap<Ranked>,
     keep: Option<usize>,
+    order: ReadingOrder,
     /// Keys up to this one are not wanted (a page's start).
     after: Option<OrderKey>,
     /// True once a key was left out (offered while `keep` were held).
@@ -154,14 +221,15 @@ pub struct FirstKeys {
 
 impl FirstKeys {
     pub fn new(keep: Option<usize>) -> FirstKeys {
-        FirstKeys::after(keep, None)
+        FirstKeys::after(keep, ReadingOrder::Delivery, None)
     }
 
-    /// The first keys past `after` (every key with `None`).
-    pub fn after(keep: Option<usize>, after: Option<OrderKey>) -> FirstKeys {
+    /// The first keys in `order` past `after` (every key with `None`).
+    pub fn after(keep: Option<usize>, order: ReadingOrder, after: Option<OrderKey>) -> FirstKeys {
         FirstKeys {
             heap: BinaryHeap::new(),
             keep,
+            order,
             after,
             dropped: false,
         }
@@ -170,7 +238,8 @@ impl FirstKeys {
     /// True for a key at or before `after`.
     fn before_start(&self, priority: u8, sent: UtcNanos, file: &str) -> bool {
         self.after.as_ref().is_some_and(|after| {
-            (priority, sent, file) <= (after.priority, after.sent, after.file.as_str())
+            self.order.rank(priority, sent, file)
+                <= self.order.rank(after.priority, after.sent, &after.file)
         })
     }
 
@@ -183,17 +252,22 @@ impl FirstKeys {
         if self.before_start(priority, sent, file) {
             return true;
         }
-        let key = || OrderKey {
-            priority,
-            sent,
-            file: file.to_string(),
+        let order = self.order;
+        let ranked = || Ranked {
+            key: OrderKey {
+                priority,
+                sent,
+                file: file.to_string(),
+            },
+            order,
         };
         if !self.full() {
-            self.heap.push(key());
+            self.heap.push(ranked());
         } else if let Some(mut largest) = self.heap.peek_mut()
-            && (priority, sent, file) < (largest.priority, largest.sent, largest.file.as_str())
+            && order.rank(priority, sent, file)
+                < order.rank(largest.key.priority, largest.key.sent, &largest.key.file)
         {
-            *largest = key();
+            *largest = ranked();
         }
         true
     }
@@ -203,6 +277,10 @@ impl FirstKeys {
         if self.before_start(key.priority, key.sent, &key.file) {
             return;
         }
+        let key = Ranked {
+            key,
+            order: self.order,
+        };
         if !self.full() {
             self.heap.push(key);
         } else if let Some(mut largest) = self.heap.peek_mut()
@@ -220,9 +298,13 @@ impl FirstKeys {
         full
     }
 
-    /// The kept keys, in delivery order.
+    /// The kept keys, in the reading's order.
     pub fn into_sorted_vec(self) -> Vec<OrderKey> {
-        self.heap.into_sorted_vec()
+        self.heap
+            .into_sorted_vec()
+            .into_iter()
+            .map(|ranked| ranked.key)
+            .collect()
     }
 }
 

@@ -8,20 +8,25 @@
 //! takes its files from them. Keys are small (a file name and two numbers)
 //! and messages are not, so memory stays flat while a mailbox of 100,000
 //! is listed a few times, not once per page.
+//!
+//! Several readings may be under way at once (a watcher merging every
+//! mailbox by send time reads them all side by side); each keeps its own
+//! keys, and they share the one allowance.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::clock::UtcNanos;
 use crate::error::QueueError;
 use crate::fs::{EntryKind, FileSystem};
-use crate::message::{FirstKeys, Message, OrderKey};
+use crate::message::{FirstKeys, Message, OrderKey, ReadingOrder};
 use crate::names;
 use crate::queue::{MalformedFile, Queue, READ_AHEAD, not_a_file_reason};
 
 /// The result of [`Queue::receive_page`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
-    /// Messages in delivery order, all after the position the page started from.
+    /// Messages in the reading's order, all after the position the page
+    /// started from.
     pub messages: Vec<Message>,
     /// Files that are not messages, in file name order; see `receive_page`.
     pub malformed: Vec<MalformedFile>,
@@ -30,23 +35,26 @@ pub struct Page {
 }
 
 /// What one reader keeps between its pages: keys already listed past the
-/// last page, and the keys of files whose names do not carry one (another
-/// writer's names: their key is in their contents, read once).
+/// last page of each reading under way, and the keys of files whose names
+/// do not carry one (another writer's names: their key is in their
+/// contents, read once).
 #[derive(Debug)]
 pub struct ReadingCache {
-    ahead: Option<Ahead>,
+    /// By reading under way, the most recently used last.
+    aheads: Vec<Ahead>,
     /// By mailbox, then file: a key read from the file's contents, or
     /// `None` for a file that is not a message. Only the names of a
     /// mailbox's last listing are kept.
     content_keys: HashMap<String, HashMap<String, Option<(u8, UtcNanos)>>>,
-    /// Keys kept past a page.
+    /// Keys kept past a page, shared by the readings under way.
     ahead_capacity: usize,
 }
 
-/// Keys listed past a page that was served, in delivery order.
+/// Keys listed past a page that was served, in the reading's order.
 #[derive(Debug)]
 struct Ahead {
     mailbox: String,
+    order: ReadingOrder,
     /// The position these keys follow (the last one served).
     after: OrderKey,
     keys: VecDeque<OrderKey>,
@@ -58,6 +66,10 @@ impl ReadingCache {
     /// Keys kept past a page: about 100 bytes each, so a few MiB at most.
     pub const AHEAD: usize = 25_000;
 
+    /// Readings whose keys are kept at once; the least recently used one
+    /// past these is forgotten (it lists again when it goes on).
+    pub const READINGS: usize = 64;
+
     pub fn new() -> ReadingCache {
         ReadingCache::with_ahead(Self::AHEAD)
     }
@@ -66,19 +78,46 @@ impl ReadingCache {
     /// to list often).
     pub fn with_ahead(ahead: usize) -> ReadingCache {
         ReadingCache {
-            ahead: None,
+            aheads: Vec::new(),
             content_keys: HashMap::new(),
             ahead_capacity: ahead,
         }
     }
 
-    /// The keys listed right after `after` in `mailbox`, if a page ended there.
-    fn take_ahead(&mut self, mailbox: &str, after: Option<&OrderKey>) -> Option<Ahead> {
-        let after = after?;
-        let ahead = self.ahead.take()?;
+    /// The keys listed right after `after` in `mailbox` in `order`, if a
+    /// page ended there. A reading from the start ends the earlier readings
+    /// of that mailbox in that order: nobody will go on with them.
+    fn take_ahead(
+        &mut self,
+        mailbox: &str,
+        order: ReadingOrder,
+        after: Option<&OrderKey>,
+    ) -> Option<Ahead> {
+        let Some(after) = after else {
+            self.aheads
+                .retain(|ahead| ahead.mailbox != mailbox || ahead.order != order);
+            return None;
+        };
+        let found = self.aheads.iter().position(|ahead| {
+            ahead.mailbox == mailbox && ahead.order == order && ahead.after == *after
+        })?;
+        let ahead = self.aheads.remove(found);
         // Once its keys are used up, only a new listing knows what follows.
-        (ahead.mailbox == mailbox && ahead.after == *after && !ahead.keys.is_empty())
-            .then_some(ahead)
+        (!ahead.keys.is_empty()).then_some(ahead)
+    }
+
+    /// Keys a new listing may keep past its page: the allowance, shared with
+    /// the other readings under way.
+    fn ahead_allowance(&self) -> usize {
+        self.ahead_capacity / (self.aheads.len() + 1)
+    }
+
+    /// Keeps a reading's keys for its next page.
+    fn keep_ahead(&mut self, ahead: Ahead) {
+        if self.aheads.len() >= Self::READINGS {
+            self.aheads.remove(0);
+        }
+        self.aheads.push(ahead);
     }
 }
 
@@ -106,6 +145,34 @@ impl<F: FileSystem> Queue<F> {
         after: Option<&OrderKey>,
         cache: &mut ReadingCache,
     ) -> Result<Page, QueueError> {
+        let order = ReadingOrder::Delivery;
+        self.page_in(order, agent, message_type, limit, after, cache)
+    }
+
+    /// [`Queue::receive_page`] in order of send time, then file name,
+    /// whatever the priority; see the WIT `receive-page-by-send-time`.
+    /// Positions compare by send time and file name alone.
+    pub fn receive_page_by_send_time(
+        &self,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: u32,
+        after: Option<&OrderKey>,
+        cache: &mut ReadingCache,
+    ) -> Result<Page, QueueError> {
+        let order = ReadingOrder::SendTime;
+        self.page_in(order, agent, message_type, limit, after, cache)
+    }
+
+    fn page_in(
+        &self,
+        order: ReadingOrder,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: u32,
+        after: Option<&OrderKey>,
+        cache: &mut ReadingCache,
+    ) -> Result<Page, QueueError> {
         names::check_agent(agent)?;
         if let Some(after) = after {
             names::check_message_file(&after.file)?;
@@ -114,9 +181,9 @@ impl<F: FileSystem> Queue<F> {
         // A page of nothing would never move on.
         let limit = limit.max(1) as usize;
         let mut page = Page::default();
-        let mut ahead = match cache.take_ahead(&mailbox, after) {
+        let mut ahead = match cache.take_ahead(&mailbox, order, after) {
             Some(ahead) => ahead,
-            None => self.list_after(&mailbox, after, limit, cache, &mut page.malformed)?,
+            None => self.list_after(&mailbox, order, after, limit, cache, &mut page.malformed)?,
         };
         let take = ahead.keys.len().min(limit);
         let keys: Vec<OrderKey> = ahead.keys.drain(..take).collect();
@@ -142,18 +209,20 @@ impl<F: FileSystem> Queue<F> {
         {
             page.next = Some(last.clone());
             ahead.after = last.clone();
-            cache.ahead = Some(ahead);
+            cache.keep_ahead(ahead);
         }
         page.malformed.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(page)
     }
 
-    /// Lists `mailbox` for the keys after `after`: the first `limit` of
-    /// them and the cache's worth more. Entries that are not messages are
-    /// reported (into `malformed`) only from the start of a reading.
+    /// Lists `mailbox` for the keys after `after` in `order`: the first
+    /// `limit` of them and the cache's allowance more. Entries that are not
+    /// messages are reported (into `malformed`) only from the start of a
+    /// reading.
     fn list_after(
         &self,
         mailbox: &str,
+        order: ReadingOrder,
         after: Option<&OrderKey>,
         limit: usize,
         cache: &mut ReadingCache,
@@ -167,8 +236,8 @@ impl<F: FileSystem> Queue<F> {
             known.clear();
         }
         let mut content_keys = HashMap::new();
-        let keep = limit.saturating_add(cache.ahead_capacity);
-        let mut kept = FirstKeys::after(Some(keep), after.cloned());
+        let keep = limit.saturating_add(cache.ahead_allowance());
+        let mut kept = FirstKeys::after(Some(keep), order, after.cloned());
         self.fs
             .for_each_entry(mailbox, &mut |name, kind| {
                 if !names::looks_like_message(name) || kind == EntryKind::Dir {
@@ -219,6 +288,7 @@ impl<F: FileSystem> Queue<F> {
         let more = kept.dropped;
         Ok(Ahead {
             mailbox: mailbox.to_string(),
+            order,
             after: after.cloned().unwrap_or_else(|| OrderKey {
                 priority: 0,
                 sent: UtcNanos(0),

@@ -1,9 +1,13 @@
 //! Unit tests of reading a mailbox page by page, run natively.
 
+use std::cell::Cell;
+use std::io;
 use std::path::Path;
+use std::rc::Rc;
 
-use crate::message::OrderKey;
-use crate::{MalformedFile, Message, Queue, QueueError, ReadingCache, SendRequest, StdFs};
+use crate::fs::{DirEntry, EntryKind, FileSystem, ReadOutcome, Status};
+use crate::message::{OrderKey, ReadingOrder, sent_of};
+use crate::{MalformedFile, Message, Page, Queue, QueueError, ReadingCache, SendRequest, StdFs};
 
 fn setup() -> (tempfile::TempDir, Queue<StdFs>) {
     let dir = tempfile::tempdir().unwrap();
@@ -65,8 +69,34 @@ fn mixed_mailbox() -> (tempfile::TempDir, Queue<StdFs>) {
     (dir, q)
 }
 
+/// One page of `agent`'s mailbox in `order`.
+fn page_of<F: FileSystem>(
+    q: &Queue<F>,
+    order: ReadingOrder,
+    agent: &str,
+    limit: u32,
+    after: Option<&OrderKey>,
+    cache: &mut ReadingCache,
+) -> Page {
+    match order {
+        ReadingOrder::Delivery => q.receive_page(agent, None, limit, after, cache),
+        ReadingOrder::SendTime => q.receive_page_by_send_time(agent, None, limit, after, cache),
+    }
+    .unwrap()
+}
+
 /// Every page of a reading, with the number of pages it took.
 fn read_all_pages(
+    q: &Queue<StdFs>,
+    message_type: Option<&str>,
+    limit: u32,
+    cache: &mut ReadingCache,
+) -> (Vec<Message>, Vec<MalformedFile>, usize) {
+    read_all_pages_in(ReadingOrder::Delivery, q, message_type, limit, cache)
+}
+
+fn read_all_pages_in(
+    order: ReadingOrder,
     q: &Queue<StdFs>,
     message_type: Option<&str>,
     limit: u32,
@@ -75,9 +105,15 @@ fn read_all_pages(
     let (mut messages, mut malformed, mut pages) = (Vec::new(), Vec::new(), 0);
     let mut after: Option<OrderKey> = None;
     loop {
-        let page = q
-            .receive_page("b", message_type, limit, after.as_ref(), cache)
-            .unwrap();
+        let page = match order {
+            ReadingOrder::Delivery => {
+                q.receive_page("b", message_type, limit, after.as_ref(), cache)
+            }
+            ReadingOrder::SendTime => {
+                q.receive_page_by_send_time("b", message_type, limit, after.as_ref(), cache)
+            }
+        }
+        .unwrap();
         pages += 1;
         assert!(page.messages.len() <= limit as usize);
         messages.extend(page.messages);
@@ -237,4 +273,179 @@ fn one_cache_serves_readings_of_several_mailboxes() {
     assert_eq!(a1.messages.len() + a2.messages.len(), 5);
     assert!(b2.messages.iter().all(|m| m.to == "b"));
     assert!(a2.messages.iter().all(|m| m.to == "a"));
+}
+
+/// Messages in send order: send time (from an fmes name, else the
+/// timestamp), then file name.
+fn in_send_order(mut messages: Vec<Message>) -> Vec<Message> {
+    messages.sort_by_key(|m| (sent_of(&m.file, &m.timestamp).unwrap(), m.file.clone()));
+    messages
+}
+
+#[test]
+fn pages_by_send_time_put_together_are_the_mailbox_in_send_order() {
+    let (_dir, q) = mixed_mailbox();
+    for message_type in [None, Some("TASK"), Some("REPORT")] {
+        let whole = q.receive("b", message_type, None).unwrap();
+        let expected = in_send_order(whole.messages.clone());
+        // Priorities are mixed: the two orders differ.
+        assert_ne!(files(&expected), files(&whole.messages));
+        let mut expected_malformed = whole.malformed.clone();
+        expected_malformed.sort_by(|a, b| a.file.cmp(&b.file));
+        for ahead in [ReadingCache::AHEAD, 7, 0] {
+            for limit in [1, 3, 10, 100] {
+                let mut cache = ReadingCache::with_ahead(ahead);
+                let order = ReadingOrder::SendTime;
+                let _ = read_all_pages_in(order, &q, message_type, limit, &mut cache);
+                let (messages, mut malformed, _) =
+                    read_all_pages_in(order, &q, message_type, limit, &mut cache);
+                let case = format!("type {message_type:?}, ahead {ahead}, limit {limit}");
+                assert_eq!(files(&messages), files(&expected), "{case}");
+                malformed.sort_by(|a, b| a.file.cmp(&b.file));
+                assert_eq!(malformed, expected_malformed, "{case}: each reported once");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_position_in_send_order_ignores_its_priority() {
+    let (_dir, q) = mixed_mailbox();
+    let mut cache = ReadingCache::with_ahead(0);
+    let first = page_of(&q, ReadingOrder::SendTime, "b", 5, None, &mut cache);
+    let mut position = first.next.unwrap();
+    let honest = page_of(
+        &q,
+        ReadingOrder::SendTime,
+        "b",
+        5,
+        Some(&position),
+        &mut cache,
+    );
+    position.priority = if position.priority == 9 { 1 } else { 9 };
+    let other = page_of(
+        &q,
+        ReadingOrder::SendTime,
+        "b",
+        5,
+        Some(&position),
+        &mut cache,
+    );
+    assert_eq!(files(&other.messages), files(&honest.messages));
+    assert_eq!(honest.messages.len(), 5);
+}
+
+/// `StdFs`, counting the folder listings made through it.
+struct CountingFs {
+    inner: StdFs,
+    listings: Rc<Cell<usize>>,
+}
+
+impl FileSystem for CountingFs {
+    fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
+        self.listings.set(self.listings.get() + 1);
+        self.inner.list(dir)
+    }
+    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
+        self.listings.set(self.listings.get() + 1);
+        self.inner.for_each_entry(dir, each)
+    }
+    fn create_dir(&self, path: &str) -> io::Result<()> {
+        self.inner.create_dir(path)
+    }
+    fn status(&self, path: &str) -> io::Result<Status> {
+        self.inner.status(path)
+    }
+    fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome> {
+        self.inner.read(path, cap)
+    }
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
+        self.inner.write_new(path, bytes, durable)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
+        self.inner.same_file(a, b)
+    }
+    fn sync_dir(&self, dir: &str) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn link_count(&self, path: &str) -> io::Result<u64> {
+        self.inner.link_count(path)
+    }
+    fn link(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.link(from, to)
+    }
+    fn remove_file(&self, path: &str) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+}
+
+#[test]
+fn readings_side_by_side_each_keep_their_keys() {
+    let (dir, q) = setup();
+    for i in 0..120u32 {
+        for (from, to) in [("a", "b"), ("b", "a")] {
+            let mut request = SendRequest::new(from, to, format!("{i}"));
+            request.priority = Some([5, 1, 9][i as usize % 3]);
+            q.send(&request).unwrap();
+        }
+    }
+    let listings = Rc::new(Cell::new(0));
+    let counted = Queue::new(CountingFs {
+        inner: StdFs::new(dir.path().to_str().unwrap()),
+        listings: listings.clone(),
+    });
+    // Four readings, a page of each in turn: both orders of both mailboxes.
+    let readings = [
+        ("a", ReadingOrder::Delivery),
+        ("a", ReadingOrder::SendTime),
+        ("b", ReadingOrder::Delivery),
+        ("b", ReadingOrder::SendTime),
+    ];
+    let mut cache = ReadingCache::with_ahead(1_000);
+    let mut after: Vec<Option<OrderKey>> = vec![None; readings.len()];
+    let mut read: Vec<Vec<Message>> = vec![Vec::new(); readings.len()];
+    let mut done = [false; 4];
+    while done.contains(&false) {
+        for (i, (agent, order)) in readings.iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            let page = page_of(&counted, *order, agent, 10, after[i].as_ref(), &mut cache);
+            read[i].extend(page.messages);
+            after[i] = page.next;
+            done[i] = after[i].is_none();
+        }
+    }
+    for (i, (agent, order)) in readings.iter().enumerate() {
+        let whole = q.receive(agent, None, None).unwrap().messages;
+        let expected = match order {
+            ReadingOrder::Delivery => whole,
+            ReadingOrder::SendTime => in_send_order(whole),
+        };
+        assert_eq!(files(&read[i]), files(&expected), "{agent} {order:?}");
+    }
+    // Each reading listed its mailbox once: the first page's listing kept
+    // the keys of the others (the allowance shared four ways is 250 keys,
+    // more than the 110 that follow a first page).
+    assert_eq!(listings.get(), readings.len());
+
+    // A reading from the start forgets the earlier ones of its mailbox and
+    // order, which nobody will go on with.
+    listings.set(0);
+    let mut cache = ReadingCache::with_ahead(200);
+    for _ in 0..3 {
+        let first = page_of(&counted, ReadingOrder::SendTime, "a", 10, None, &mut cache);
+        assert!(first.next.is_some());
+    }
+    let other = page_of(&counted, ReadingOrder::SendTime, "b", 10, None, &mut cache);
+    let next = other.next.as_ref();
+    let second = page_of(&counted, ReadingOrder::SendTime, "b", 80, next, &mut cache);
+    // Three first pages of a, one of b; b's second page came from the keys
+    // its first listing kept: half the cache's allowance (100 keys, shared
+    // with a's one reading left), not a quarter (50, had a's three stayed).
+    assert_eq!(second.messages.len(), 80);
+    assert_eq!(listings.get(), 4);
 }

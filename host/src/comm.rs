@@ -197,24 +197,37 @@ impl Comm {
         limit: u32,
         after: Option<&OrderKey>,
     ) -> Result<Page, Error> {
-        let after = after.map(|key| messages::Position {
-            priority: key.priority,
-            sent_ns: key.sent.0,
-            file: key.file.clone(),
-        });
+        let after = after.map(position);
         let page = self.call(|q, s| {
             q.fmes_queue_messages()
                 .call_receive_page(s, agent, message_type, limit, after.as_ref())
         })?;
-        Ok(Page {
-            messages: page.messages.into_iter().map(into_message).collect(),
-            malformed: page.malformed.into_iter().map(into_malformed).collect(),
-            next: page.next.map(|p| OrderKey {
-                priority: p.priority,
-                sent: UtcNanos(p.sent_ns),
-                file: p.file,
-            }),
-        })
+        Ok(into_page(page))
+    }
+
+    /// [`Comm::receive_page`] in order of send time, then file name,
+    /// whatever the priority: pages of several mailboxes to merge into one
+    /// timeline (compare messages by [`fmes_queue::message::sent_of`], then
+    /// file name). Positions compare by send time and file name alone. See
+    /// the WIT `receive-page-by-send-time`.
+    pub fn receive_page_by_send_time(
+        &mut self,
+        agent: &str,
+        message_type: Option<&str>,
+        limit: u32,
+        after: Option<&OrderKey>,
+    ) -> Result<Page, Error> {
+        let after = after.map(position);
+        let page = self.call(|q, s| {
+            q.fmes_queue_messages().call_receive_page_by_send_time(
+                s,
+                agent,
+                message_type,
+                limit,
+                after.as_ref(),
+            )
+        })?;
+        Ok(into_page(page))
     }
 
     /// Reads an agent's mailbox [`PAGE`] messages at a time, in delivery
@@ -480,6 +493,26 @@ fn into_received(r: messages::Received) -> Received {
     Received {
         messages: r.messages.into_iter().map(into_message).collect(),
         malformed: r.malformed.into_iter().map(into_malformed).collect(),
+    }
+}
+
+fn position(key: &OrderKey) -> messages::Position {
+    messages::Position {
+        priority: key.priority,
+        sent_ns: key.sent.0,
+        file: key.file.clone(),
+    }
+}
+
+fn into_page(page: messages::Page) -> Page {
+    Page {
+        messages: page.messages.into_iter().map(into_message).collect(),
+        malformed: page.malformed.into_iter().map(into_malformed).collect(),
+        next: page.next.map(|p| OrderKey {
+            priority: p.priority,
+            sent: UtcNanos(p.sent_ns),
+            file: p.file,
+        }),
     }
 }
 

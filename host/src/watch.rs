@@ -6,17 +6,20 @@
 //! One [`Follow`] serves both `fmes watch` (one agent's mailbox) and
 //! `fmes tail` (every mailbox, including those made while it runs).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use fmes_queue::clock::UtcNanos;
+use fmes_queue::message::sent_of;
 use fmes_queue::names::{agent_of_mailbox, mailbox_dir};
 use notify::{RecursiveMode, Watcher};
 
-use crate::{Comm, Error, MalformedFile, Message, QueueError};
+use crate::comm::PAGE;
+use crate::{Comm, Error, MalformedFile, Message, OrderKey, QueueError};
 
 /// Poll interval where the file system gives no notifications.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -68,8 +71,10 @@ impl Follow {
     /// mailbox whole; otherwise only the files named are read. Files that are
     /// not messages are reported before the messages after them. New
     /// messages of one look are reported in delivery order when following one
-    /// mailbox, and in order of their send time when following all (delivery
-    /// order is a mailbox's own). Each look ends with [`Event::Looked`].
+    /// mailbox, and in order of their send time (then file name) when
+    /// following all (delivery order is a mailbox's own). A whole look holds
+    /// a page of each mailbox, not every message it reports. Each look ends
+    /// with [`Event::Looked`].
     pub fn run<E: From<Error>>(
         &self,
         comm: &mut Comm,
@@ -129,16 +134,23 @@ impl Follow {
                 // (all of a mailbox made since).
                 let report = !first || self.include_waiting;
                 first = false;
-                for agent in &agents {
-                    let Some(mailbox) = followed.get_mut(agent) else {
-                        continue;
-                    };
-                    let message_type = self.message_type.as_deref();
+                let message_type = self.message_type.as_deref();
+                if all {
+                    look_by_send_time(
+                        comm,
+                        &agents,
+                        &mut followed,
+                        message_type,
+                        report,
+                        &mut on_event,
+                    )?;
+                } else if let Some(mailbox) = followed.values_mut().next() {
+                    // The one mailbox.
                     let mut current = SeenNames::default();
                     let mut malformed_now = HashSet::new();
                     let name = &mailbox.name;
                     // A page at a time, so a look at a huge mailbox holds one
-                    // page of it (and, following all, its new messages).
+                    // page of it.
                     let read = comm.read_pages(name, message_type, None, |page| {
                         // Bad files before the messages after them: whoever
                         // sees a message printed knows every bad file that
@@ -153,9 +165,7 @@ impl Follow {
                         for message in page.messages {
                             let new = report && !mailbox.seen.contains(&message.file);
                             current.insert(&message.file);
-                            if new && all {
-                                new_messages.push(message);
-                            } else if new {
+                            if new {
                                 // One mailbox: its pages come in delivery order.
                                 on_event(Event::Message(&message)).map_err(Stop::Event)?;
                             }
@@ -164,10 +174,6 @@ impl Follow {
                     });
                     match read {
                         Ok(()) => {}
-                        // Removed since the listing.
-                        Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) if all => {
-                            continue;
-                        }
                         Err(Stop::Queue(e)) => return Err(e.into()),
                         Err(Stop::Event(e)) => return Err(e),
                     }
@@ -208,7 +214,7 @@ impl Follow {
             }
             if all {
                 // Delivery order is a mailbox's own: across mailboxes, send time.
-                new_messages.sort_by(|a, b| (&a.timestamp, &a.file).cmp(&(&b.timestamp, &b.file)));
+                new_messages.sort_by_cached_key(|m| (send_time(m), m.file.clone()));
             }
             for message in &new_messages {
                 on_event(Event::Message(message))?;
@@ -251,6 +257,136 @@ impl Follow {
                 }
             }
         }
+    }
+}
+
+/// The send time a reading by send time orders `message` by.
+fn send_time(message: &Message) -> UtcNanos {
+    // Always there for a message that was read: its file name's, else its
+    // timestamp's, which reading checked.
+    sent_of(&message.file, &message.timestamp).unwrap_or(UtcNanos(0))
+}
+
+/// A whole look at every followed mailbox that reports their new messages
+/// in one timeline, by send time then file name: each mailbox is read in
+/// that order a page at a time, side by side, and the earliest message at
+/// the head of any mailbox's page is reported next. A look holds a page of
+/// each mailbox, however many messages are new.
+fn look_by_send_time<E: From<Error>>(
+    comm: &mut Comm,
+    agents: &[String],
+    followed: &mut HashMap<String, Mailbox>,
+    message_type: Option<&str>,
+    report: bool,
+    on_event: &mut impl FnMut(Event<'_>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut readings: Vec<Reading> = agents
+        .iter()
+        .filter(|agent| followed.contains_key(*agent))
+        .map(|agent| Reading::new(agent))
+        .collect();
+    // Smaller pages when there are many mailboxes: a page of each is held.
+    let limit = (PAGE / readings.len().max(1) as u32).max(MERGE_PAGE_MIN);
+    for reading in &mut readings {
+        let mailbox = &followed[&reading.agent];
+        reading.fill(comm, mailbox, message_type, limit, report, on_event)?;
+    }
+    loop {
+        let earliest = readings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, reading)| Some((reading.heads.front()?, i)))
+            .min_by(|(a, _), (b, _)| (a.0, &a.1.file).cmp(&(b.0, &b.1.file)))
+            .map(|(_, i)| i);
+        let Some(i) = earliest else { break };
+        let reading = &mut readings[i];
+        let (_, message) = reading.heads.pop_front().expect("a head was found");
+        on_event(Event::Message(&message))?;
+        let mailbox = &followed[&reading.agent];
+        reading.fill(comm, mailbox, message_type, limit, report, on_event)?;
+    }
+    for reading in readings.into_iter().filter(|reading| !reading.gone) {
+        if let Some(mailbox) = followed.get_mut(&reading.agent) {
+            mailbox.seen = reading.current;
+            mailbox.seen_malformed = reading.malformed_now;
+        }
+    }
+    Ok(())
+}
+
+/// The least messages per page when merging many mailboxes: fewer would
+/// make more calls into the component than the memory saved is worth.
+const MERGE_PAGE_MIN: u32 = 100;
+
+/// One mailbox's reading by send time within [`look_by_send_time`].
+struct Reading {
+    /// The followed mailbox's key.
+    agent: String,
+    after: Option<OrderKey>,
+    more: bool,
+    /// The mailbox went away during the look.
+    gone: bool,
+    /// The new messages read and not yet reported, in send order.
+    heads: VecDeque<(UtcNanos, Message)>,
+    /// What the look found in the mailbox, to remember after it.
+    current: SeenNames,
+    malformed_now: HashSet<String>,
+}
+
+impl Reading {
+    fn new(agent: &str) -> Reading {
+        Reading {
+            agent: agent.to_string(),
+            after: None,
+            more: true,
+            gone: false,
+            heads: VecDeque::new(),
+            current: SeenNames::default(),
+            malformed_now: HashSet::new(),
+        }
+    }
+
+    /// Reads pages until one holds a new message or the mailbox is read,
+    /// reporting the files that are not messages as they are found.
+    fn fill<E: From<Error>>(
+        &mut self,
+        comm: &mut Comm,
+        mailbox: &Mailbox,
+        message_type: Option<&str>,
+        limit: u32,
+        report: bool,
+        on_event: &mut impl FnMut(Event<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while self.heads.is_empty() && self.more {
+            let after = self.after.as_ref();
+            let page =
+                match comm.receive_page_by_send_time(&mailbox.name, message_type, limit, after) {
+                    Ok(page) => page,
+                    // Removed since the listing: simply not followed any more.
+                    Err(Error::Queue(QueueError::UnknownAgent { .. })) => {
+                        self.gone = true;
+                        self.more = false;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            for file in &page.malformed {
+                if !mailbox.seen_malformed.contains(&file.file) {
+                    let agent = &mailbox.name;
+                    on_event(Event::Malformed { agent, file })?;
+                }
+                self.malformed_now.insert(file.file.clone());
+            }
+            for message in page.messages {
+                self.current.insert(&message.file);
+                if report && !mailbox.seen.contains(&message.file) {
+                    self.heads.push_back((send_time(&message), message));
+                }
+            }
+            self.more = page.next.is_some();
+            self.after = page.next;
+        }
+        Ok(())
     }
 }
 

@@ -199,3 +199,63 @@ fn polling_tail_sees_new_messages() {
     assert!(tail.next_line().ends_with(" b → a TASK 2"));
     tail.stop();
 }
+
+#[test]
+fn tail_waiting_prints_big_mailboxes_in_one_timeline_over_several_pages() {
+    let comm = TempComm::with_agents(&["a", "b", "c", "d"]);
+    let native = comm.native();
+    // Three mailboxes of several pages each (a look at four reads 250
+    // messages of each at a time), mixed priorities, sent in turns.
+    for i in 0..2_400u32 {
+        let to = ["b", "c", "d"][i as usize % 3];
+        let request = SendRequest::new("a", to, format!("{i}")).with_priority(1 + (i % 9) as u8);
+        native.send(&request).unwrap();
+    }
+    // Another writer's names: ordered by their timestamps, to the second.
+    for (mailbox, name, timestamp) in [
+        (
+            "To_C",
+            "5_20000101_000000_py_TASK.json",
+            "2000-01-01T00:00:00Z",
+        ),
+        (
+            "To_D",
+            "1_20991231_235959_py_TASK.json",
+            "2000-01-01T00:00:01Z",
+        ),
+    ] {
+        let text = format!(
+            r#"{{"id": "11111111-2222-4333-8444-555555555555", "from": "py", "to": "x",
+  "type": "TASK", "priority": 5, "timestamp": "{timestamp}", "payload": {{}}}}"#
+        );
+        std::fs::write(comm.join(&format!("{mailbox}/{name}")), text).unwrap();
+    }
+    std::fs::write(comm.join("To_D/broken.json"), "{").unwrap();
+
+    let mut q = comm.open();
+    let mut expected = Vec::new();
+    for agent in ["a", "b", "c", "d"] {
+        expected.extend(q.receive(agent, None, None).unwrap().messages);
+    }
+    expected.sort_by_key(|m| {
+        let sent = fmes_queue::message::sent_of(&m.file, &m.timestamp).unwrap();
+        (sent, m.file.clone())
+    });
+    assert_eq!(expected.len(), 2_402);
+    assert!(expected[0].file.starts_with("5_2000") && expected[1].file.starts_with("1_2099"));
+
+    let mut tail = start_tail(&comm, &["--json", "tail", "--waiting"], &[]);
+    for message in &expected {
+        let line = json_lines(&tail.next_line()).remove(0);
+        assert_eq!(line["file"], message.file.as_str());
+    }
+    let sent = q.send(&SendRequest::new("d", "b", "\"new\"")).unwrap();
+    let line = json_lines(&tail.next_line()).remove(0);
+    assert_eq!(line["file"], sent.file.as_str(), "nothing printed twice");
+    let err = tail.stop();
+    assert_eq!(
+        err.matches("warning: skipped To_D/broken.json").count(),
+        1,
+        "{err}"
+    );
+}

@@ -464,16 +464,22 @@ export class Comm {
    * without removing them: for a mailbox too big to hold at once. Yields
    * `{ messages, malformed }` pages of at most `pageSize` messages (a page
    * may hold fewer, even none, while more follow); a file that is not a
-   * message is reported once, in the page where it is found.
+   * message is reported once, in the page where it is found. With
+   * `bySendTime`, the pages are in order of send time, then file name,
+   * whatever the priority: the order in which to merge several mailboxes'
+   * pages into one timeline.
    */
-  receivePages(agent, { type, pageSize = 1000 } = {}) {
+  receivePages(agent, { type, pageSize = 1000, bySendTime = false } = {}) {
     // Checked now, not at the first page.
     const args = [text(agent, "agent"), optionalText(type, "type"), unsigned(pageSize, 32, "pageSize")];
-    const messages = this.#messages;
+    if (typeof bySendTime !== "boolean") {
+      throw new TypeError(`bySendTime must be true or false, not ${JSON.stringify(bySendTime)}`);
+    }
+    const receivePage = bySendTime ? this.#messages.receivePageBySendTime : this.#messages.receivePage;
     return (function* pages() {
       let after;
       do {
-        const page = call(messages.receivePage, ...args, after);
+        const page = call(receivePage, ...args, after);
         yield { messages: page.messages.map(message), malformed: malformed(page.malformed) };
         after = page.next;
       } while (after !== undefined && after !== null);

@@ -298,4 +298,9 @@ test("receivePages reads a mailbox page by page", async (t) => {
   assert.deepEqual(pages.flatMap((page) => page.malformed), whole.malformed);
   assert.equal(whole.malformed.length, 1);
   assert.throws(() => comm.receivePages("coder", { pageSize: -1 }), TypeError);
+  const byTime = [...comm.receivePages("coder", { pageSize: 10, bySendTime: true })];
+  const inSendOrder = [...whole.messages].sort((a, b) => (a.file.slice(2) < b.file.slice(2) ? -1 : 1));
+  assert.deepEqual(byTime.flatMap((page) => page.messages.map((m) => m.file)), inSendOrder.map((m) => m.file));
+  assert.notDeepEqual(inSendOrder.map((m) => m.priority), whole.messages.map((m) => m.priority));
+  assert.throws(() => comm.receivePages("coder", { bySendTime: "yes" }), /bySendTime must be true or false/);
 });

@@ -27,7 +27,15 @@ from .errors import ComponentLoadError, ComponentNotFound
 #: The interfaces of ``fmes:queue@0.1.0`` and the functions used of each.
 INTERFACES: Dict[str, Tuple[str, ...]] = {
     "admin": ("configure", "stats", "init", "agents", "cleanup"),
-    "messages": ("send", "broadcast", "receive", "receive-page", "peek", "archive"),
+    "messages": (
+        "send",
+        "broadcast",
+        "receive",
+        "receive-page",
+        "receive-page-by-send-time",
+        "peek",
+        "archive",
+    ),
     "claims": ("claim", "ack", "release", "extend", "recover"),
     "dead-letters": ("list", "retry", "purge"),
 }

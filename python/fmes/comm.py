@@ -293,7 +293,12 @@ class Comm:
         )
 
     def receive_pages(
-        self, agent: str, *, message_type: Optional[str] = None, page_size: int = 1000
+        self,
+        agent: str,
+        *,
+        message_type: Optional[str] = None,
+        page_size: int = 1000,
+        by_send_time: bool = False,
     ) -> Iterator[Received]:
         """The messages waiting in a mailbox, a page at a time, in delivery
         order, without removing them: for a mailbox too big to hold at once.
@@ -303,6 +308,11 @@ class Comm:
         are not messages are reported once, in the page where they are
         found. Messages that arrive while the pages are read may or may not
         be in them (see the WIT ``receive-page``).
+
+        With ``by_send_time``, the pages are in order of send time, then file
+        name, whatever the priority: the order in which to merge several
+        mailboxes' pages into one timeline (see the WIT
+        ``receive-page-by-send-time``).
         """
         # Checked now, not at the first page.
         arguments = (
@@ -310,11 +320,14 @@ class Comm:
             _optional_text(message_type, "message_type"),
             _u32(page_size, "page_size"),
         )
+        if not isinstance(by_send_time, bool):
+            raise TypeError(f"by_send_time must be True or False, not {by_send_time!r}")
+        function = "receive-page-by-send-time" if by_send_time else "receive-page"
 
         def pages() -> Iterator[Received]:
             after = None
             while True:
-                page = self._call(("messages", "receive-page"), *arguments, after)
+                page = self._call(("messages", function), *arguments, after)
                 yield Received(
                     messages=[message_from_wit(m) for m in page.messages],
                     malformed=[malformed_from_wit(m) for m in page.malformed],

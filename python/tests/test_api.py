@@ -112,6 +112,12 @@ def test_receive_pages_reads_a_mailbox_page_by_page(comm: fmes.Comm, comm_dir: P
     assert len(whole.malformed) == 1
     with pytest.raises(ValueError, match="page_size must be between 0 and"):
         comm.receive_pages("coder", page_size=-1)
+    by_time = list(comm.receive_pages("coder", page_size=10, by_send_time=True))
+    in_send_order = sorted(whole.messages, key=lambda m: m.file[2:])
+    assert [m.file for page in by_time for m in page] == [m.file for m in in_send_order]
+    assert [m.priority for m in in_send_order] != [m.priority for m in whole.messages]
+    with pytest.raises(TypeError, match="by_send_time must be True or False"):
+        comm.receive_pages("coder", by_send_time="yes")
 
 
 def test_broadcast_reaches_every_other_mailbox(comm: fmes.Comm) -> None:

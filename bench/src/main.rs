@@ -276,15 +276,20 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
     for (label, args) in cases {
         if label.starts_with("agent run") {
             // Before the runner empties the mailboxes.
-            let peaks = [
-                watcher_peak_rss(fmes_bin, &small_path, small)?,
-                watcher_peak_rss(fmes_bin, &large_path, large)?,
-            ];
-            println!(
-                "| watch --waiting: prints them all | {:.1} MiB | {:.1} MiB |",
-                peaks[0] as f64 / 1024.0,
-                peaks[1] as f64 / 1024.0
-            );
+            for (label, follow) in [
+                ("watch --waiting", &["watch", "sink", "--waiting"][..]),
+                ("tail --waiting (every mailbox)", &["tail", "--waiting"][..]),
+            ] {
+                let peaks = [
+                    watcher_peak_rss(fmes_bin, &small_path, small, follow)?,
+                    watcher_peak_rss(fmes_bin, &large_path, large, follow)?,
+                ];
+                println!(
+                    "| {label}: prints them all | {:.1} MiB | {:.1} MiB |",
+                    peaks[0] as f64 / 1024.0,
+                    peaks[1] as f64 / 1024.0
+                );
+            }
         }
         let mut peaks = Vec::new();
         for path in [&small_path, &large_path] {
@@ -327,15 +332,17 @@ fn peak_rss(command: &mut Command) -> Result<u64> {
         .with_context(|| format!("GNU time printed {last:?}"))
 }
 
-/// Peak resident memory in KiB of `fmes watch --waiting` once it has
-/// printed the `n` messages waiting (it runs until stopped, so GNU time
-/// cannot measure it: its high-water mark is read from /proc).
-fn watcher_peak_rss(fmes_bin: &Path, comm: &Path, n: usize) -> Result<u64> {
+/// Peak resident memory in KiB of `fmes --json <follow>` (`watch` or
+/// `tail` with `--waiting`) once it has printed the `n` messages waiting
+/// (it runs until stopped, so GNU time cannot measure it: its high-water
+/// mark is read from /proc).
+fn watcher_peak_rss(fmes_bin: &Path, comm: &Path, n: usize, follow: &[&str]) -> Result<u64> {
     use std::io::BufRead;
     let mut watcher = Command::new(fmes_bin)
         .arg("--comm")
         .arg(comm)
-        .args(["--json", "watch", "sink", "--waiting"])
+        .arg("--json")
+        .args(follow)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("start fmes watch")?;
@@ -345,7 +352,7 @@ fn watcher_peak_rss(fmes_bin: &Path, comm: &Path, n: usize) -> Result<u64> {
     let _ = watcher.kill();
     let _ = watcher.wait();
     if printed < n {
-        bail!("fmes watch printed {printed} of {n} messages");
+        bail!("fmes {follow:?} printed {printed} of {n} messages");
     }
     let status = status.context("read the watcher's /proc status")?;
     let line = status

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use std::cell::{Cell, RefCell};
 
+use crate::dead::DeadLetterCache;
 use crate::fs::WasiFs;
 use crate::message::OrderKey;
 use crate::pages::ReadingCache;
@@ -32,7 +33,7 @@ wit_bindgen::generate!({
 
 use exports::fmes::queue::admin::{self, CleanupReport, MailboxStats};
 use exports::fmes::queue::claims::{self, ClaimBatch, Claimed, RecoverReport, Released};
-use exports::fmes::queue::dead_letters::{self, DeadLetter};
+use exports::fmes::queue::dead_letters::{self, DeadLetter, DeadLetterPage};
 use exports::fmes::queue::messages::{self, Page, Position, Received, SendRequest};
 use exports::fmes::queue::types::{self, MalformedFile, Message, QueueError};
 
@@ -48,6 +49,8 @@ thread_local! {
     static OPTIONS: Cell<Options> = Cell::new(Options::default());
     /// What `receive-page` keeps between the pages of a reading.
     static READING: RefCell<ReadingCache> = RefCell::new(ReadingCache::new());
+    /// What `dead-letters.list-page` keeps between the pages of a reading.
+    static DEAD_READING: RefCell<DeadLetterCache> = RefCell::new(DeadLetterCache::new());
 }
 
 fn queue() -> Result<Queue<WasiFs>, crate::QueueError> {
@@ -273,6 +276,21 @@ impl dead_letters::Guest for Component {
     fn list(agent: Option<String>) -> Result<Vec<DeadLetter>, QueueError> {
         let letters = queue()?.dead_letters(agent.as_deref())?;
         Ok(letters.into_iter().map(dead_letter).collect())
+    }
+
+    fn list_page(
+        agent: String,
+        limit: u32,
+        after: Option<String>,
+    ) -> Result<DeadLetterPage, QueueError> {
+        let queue = queue()?;
+        let page = DEAD_READING.with_borrow_mut(|cache| {
+            queue.dead_letter_page(&agent, limit, after.as_deref(), cache)
+        })?;
+        Ok(DeadLetterPage {
+            letters: page.letters.into_iter().map(dead_letter).collect(),
+            next: page.next,
+        })
     }
 
     fn retry(agent: String, file: String) -> Result<String, QueueError> {

@@ -18,6 +18,10 @@ mod settle;
 pub mod stats;
 
 #[cfg(test)]
+mod counting_fs;
+#[cfg(test)]
+mod dead_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod pages_tests;

@@ -32,6 +32,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use crate::claims::now_ms;
+use crate::dead::DeadLetterCache;
 use crate::fs::FileSystem;
 use crate::fs::mem_fs::MemFs;
 use crate::{Options, Queue, QueueError, Released, SendRequest};
@@ -1682,6 +1683,29 @@ impl Harness {
         for (letter, (_, _, reason, deliveries, _)) in got.iter().zip(&expected) {
             self.check_letter(&what, letter, reason, *deliveries);
         }
+        // Read a page at a time, small pages and few names kept ahead, the
+        // same letters come out.
+        let agents = match agent {
+            Some(agent) => vec![agent.to_ascii_lowercase()],
+            None => self.queue.agents().unwrap(),
+        };
+        let mut paged = Vec::new();
+        let mut cache = DeadLetterCache::with_ahead(1);
+        for agent in &agents {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .queue
+                    .dead_letter_page(agent, 2, after.as_deref(), &mut cache)
+                    .unwrap_or_else(|e| panic!("dead_letter_page({agent}): {e:?}"));
+                paged.extend(page.letters);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        assert_eq!(paged, got, "{what} a page at a time");
     }
 
     /// A dead letter leaves `DEAD/` by retry or purge: a linked move not

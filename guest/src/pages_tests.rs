@@ -1,11 +1,9 @@
 //! Unit tests of reading a mailbox page by page, run natively.
 
-use std::cell::Cell;
-use std::io;
 use std::path::Path;
-use std::rc::Rc;
 
-use crate::fs::{DirEntry, EntryKind, FileSystem, ReadOutcome, Status};
+use crate::counting_fs::CountingFs;
+use crate::fs::FileSystem;
 use crate::message::{OrderKey, ReadingOrder, sent_of};
 use crate::{MalformedFile, Message, Page, Queue, QueueError, ReadingCache, SendRequest, StdFs};
 
@@ -335,53 +333,6 @@ fn a_position_in_send_order_ignores_its_priority() {
     assert_eq!(honest.messages.len(), 5);
 }
 
-/// `StdFs`, counting the folder listings made through it.
-struct CountingFs {
-    inner: StdFs,
-    listings: Rc<Cell<usize>>,
-}
-
-impl FileSystem for CountingFs {
-    fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
-        self.listings.set(self.listings.get() + 1);
-        self.inner.list(dir)
-    }
-    fn for_each_entry(&self, dir: &str, each: &mut dyn FnMut(&str, EntryKind)) -> io::Result<()> {
-        self.listings.set(self.listings.get() + 1);
-        self.inner.for_each_entry(dir, each)
-    }
-    fn create_dir(&self, path: &str) -> io::Result<()> {
-        self.inner.create_dir(path)
-    }
-    fn status(&self, path: &str) -> io::Result<Status> {
-        self.inner.status(path)
-    }
-    fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome> {
-        self.inner.read(path, cap)
-    }
-    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
-        self.inner.write_new(path, bytes, durable)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
-        self.inner.same_file(a, b)
-    }
-    fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn link_count(&self, path: &str) -> io::Result<u64> {
-        self.inner.link_count(path)
-    }
-    fn link(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.link(from, to)
-    }
-    fn remove_file(&self, path: &str) -> io::Result<()> {
-        self.inner.remove_file(path)
-    }
-}
-
 #[test]
 fn readings_side_by_side_each_keep_their_keys() {
     let (dir, q) = setup();
@@ -392,11 +343,8 @@ fn readings_side_by_side_each_keep_their_keys() {
             q.send(&request).unwrap();
         }
     }
-    let listings = Rc::new(Cell::new(0));
-    let counted = Queue::new(CountingFs {
-        inner: StdFs::new(dir.path().to_str().unwrap()),
-        listings: listings.clone(),
-    });
+    let counted = Queue::new(CountingFs::new(dir.path()));
+    let listings = counted.fs.listings.clone();
     // Four readings, a page of each in turn: both orders of both mailboxes.
     let readings = [
         ("a", ReadingOrder::Delivery),

@@ -13,6 +13,7 @@ use crate::error::{Error, QueueError};
 use crate::runtime::Runtime;
 use crate::sandbox::Sandbox;
 use fmes_queue::clock::UtcNanos;
+use fmes_queue::dead::DeadLetterPage;
 use fmes_queue::message::OrderKey;
 use fmes_queue::{
     ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
@@ -369,6 +370,54 @@ impl Comm {
     pub fn dead_letters(&mut self, agent: Option<&str>) -> Result<Vec<DeadLetter>, Error> {
         let letters = self.call(|q, s| q.fmes_queue_dead_letters().call_list(s, agent))?;
         Ok(letters.into_iter().map(into_dead_letter).collect())
+    }
+
+    /// Up to `limit` dead letters of `agent` whose file names come after
+    /// `after` (from the first with `None`), by file name. Pass the page's
+    /// `next` to read on; the reading is over when it is `None`. See the
+    /// WIT `list-page`.
+    pub fn dead_letter_page(
+        &mut self,
+        agent: &str,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<DeadLetterPage, Error> {
+        let page = self.call(|q, s| {
+            q.fmes_queue_dead_letters()
+                .call_list_page(s, agent, limit, after)
+        })?;
+        Ok(DeadLetterPage {
+            letters: page.letters.into_iter().map(into_dead_letter).collect(),
+            next: page.next,
+        })
+    }
+
+    /// Hands the dead letters of one agent, or of all, to `each` one at a
+    /// time, by agent then file name, reading them [`PAGE`] at a time: the
+    /// memory of one page, however many there are.
+    pub fn for_each_dead_letter<E: From<Error>>(
+        &mut self,
+        agent: Option<&str>,
+        mut each: impl FnMut(DeadLetter) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let agents = match agent {
+            Some(agent) => vec![agent.to_string()],
+            None => self.agents()?,
+        };
+        for agent in &agents {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.dead_letter_page(agent, PAGE, after.as_deref())?;
+                for letter in page.letters {
+                    each(letter)?;
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Puts a dead letter back in its mailbox; returns its name there.

@@ -20,6 +20,7 @@ mod writes;
 
 pub use comm::Comm;
 pub use error::{Error, QueueError};
+pub use fmes_queue::dead::DeadLetterPage;
 pub use fmes_queue::message::OrderKey;
 pub use fmes_queue::{
     ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,

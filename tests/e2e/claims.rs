@@ -439,3 +439,106 @@ fn the_cli_claims_acks_releases_and_manages_dead_letters() {
     );
     failure(&comm.run(&["--max-deliveries", "0", "recover"]), 2);
 }
+
+/// Puts `count` dead letters for an agent straight into its dead-letter
+/// folder, each with its note; returns their names, sorted.
+fn plant_dead_letters(comm: &TempComm, mailbox: &str, count: usize) -> Vec<String> {
+    let dir = comm.join(&format!("DEAD/{mailbox}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    (0..count)
+        .map(|i| {
+            let name = format!("5_20261124_101500.{i:09}Z_a_TASK_{i:012x}.json");
+            std::fs::write(dir.join(&name), "{}").unwrap();
+            let note = format!(r#"{{"reason": "reason {i}", "deliveries": 5, "dead_at_ms": {i}}}"#);
+            std::fs::write(dir.join(format!("{name}.reason")), note).unwrap();
+            name
+        })
+        .collect()
+}
+
+#[test]
+fn thousands_of_dead_letters_are_listed_and_purged_a_page_at_a_time() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let a_letters = plant_dead_letters(&comm, "To_A", 3);
+    let b_letters = plant_dead_letters(&comm, "To_B", 2_345);
+
+    // The CLI reads them in pages of 1,000, by agent then name.
+    let listed = json_lines(&success(&comm.run(&["--json", "dead", "list"])));
+    let names: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|l| (l["agent"].as_str().unwrap(), l["file"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<(&str, &str)> = a_letters
+        .iter()
+        .map(|f| ("a", f.as_str()))
+        .chain(b_letters.iter().map(|f| ("b", f.as_str())))
+        .collect();
+    assert_eq!(names, expected);
+    assert_eq!(listed[3 + 1_500]["reason"], "reason 1500");
+    assert_eq!(listed[3 + 1_500]["dead_at_ms"], 1_500);
+
+    // The library: a page, and every letter one at a time.
+    let mut library = comm.open();
+    let page = library.dead_letter_page("b", 1_000, None).unwrap();
+    assert_eq!(page.letters.len(), 1_000);
+    assert_eq!(page.next.as_deref(), Some(b_letters[999].as_str()));
+    let last = library
+        .dead_letter_page("b", 1_000, Some(&b_letters[2_000]))
+        .unwrap();
+    assert_eq!(last.letters.len(), 344);
+    assert_eq!(last.next, None);
+    let mut count = 0;
+    library
+        .for_each_dead_letter::<fmes::Error>(Some("b"), |_| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, 2_345);
+
+    // Named files: one that is not a dead letter is reported, the others
+    // are purged all the same.
+    let output = comm.run(&[
+        "dead",
+        "purge",
+        "b",
+        &b_letters[0],
+        "missing.json",
+        &b_letters[1],
+    ]);
+    let err = failure(&output, 1);
+    assert!(
+        err.contains("cannot purge missing.json")
+            && err.contains("missing.json is not a dead letter"),
+        "{err}"
+    );
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "purged {} (reason 0)\npurged {} (reason 1)\n",
+            b_letters[0], b_letters[1]
+        )
+    );
+
+    let purged = json_lines(&success(
+        &comm.run(&["--json", "dead", "purge", "b", "--all"]),
+    ));
+    let purged: Vec<&str> = purged.iter().map(|l| l["file"].as_str().unwrap()).collect();
+    assert_eq!(purged, b_letters[2..]);
+    assert!(
+        std::fs::read_dir(comm.join("DEAD/To_B"))
+            .unwrap()
+            .all(|e| e.unwrap().file_name() == ".incoming"),
+        "letters or notes are left"
+    );
+    assert_eq!(
+        success(&comm.run(&["dead", "purge", "b", "--all"])),
+        "no dead letters to purge\n"
+    );
+    assert_eq!(
+        success(&comm.run(&["--json", "dead", "list"]))
+            .lines()
+            .count(),
+        3
+    );
+}

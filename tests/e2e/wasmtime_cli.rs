@@ -248,3 +248,27 @@ fn the_wasmtime_cli_reads_a_mailbox_page_by_page_with_positions_it_printed() {
     // The last page: WAVE leaves a field that is none out of its record.
     assert!(!second.contains("next:"), "{second}");
 }
+
+#[test]
+fn the_wasmtime_cli_reads_dead_letters_page_by_page() {
+    let folder = Folder::new();
+    folder.fmes(&["init", "planner"]);
+    // `list` is a WIT keyword `--invoke` refuses; `list-page` is not.
+    let dead = folder.dir.path().join("_COMM/DEAD/To_Planner");
+    std::fs::create_dir_all(&dead).unwrap();
+    for (name, reason) in [("a.json", "first"), ("b.json", "second")] {
+        std::fs::write(dead.join(name), "{}").unwrap();
+        let note = format!(r#"{{"reason": "{reason}", "deliveries": 3}}"#);
+        std::fs::write(dead.join(format!("{name}.reason")), note).unwrap();
+    }
+    let first = folder.wasmtime(r#"list-page("planner", 1, none)"#);
+    assert_eq!(
+        first.trim_end(),
+        r#"ok({letters: [{agent: "planner", file: "a.json", reason: "first", deliveries: 3, dead-at-ms: 0}], next: some("a.json")})"#
+    );
+    let second = folder.wasmtime(r#"list-page("planner", 1, some("a.json"))"#);
+    assert_eq!(
+        second.trim_end(),
+        r#"ok({letters: [{agent: "planner", file: "b.json", reason: "second", deliveries: 3, dead-at-ms: 0}]})"#
+    );
+}

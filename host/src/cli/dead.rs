@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use super::progress::Progress;
 use super::{Context, output};
-use crate::DeadLetter;
+use crate::comm::PAGE;
+use crate::{DeadLetter, Error, QueueError};
 
 /// Manage dead letters: files that are not messages, and messages past the
 /// delivery limit, kept in DEAD/To_<Agent>/ with the reason beside each.
@@ -62,12 +63,14 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
     let mut out = std::io::stdout().lock();
     match command {
         Command::List { agent } => {
-            let letters = comm.dead_letters(agent.as_deref())?;
-            if !context.json && letters.is_empty() {
+            // A page at a time: an agent may have 100,000 dead letters.
+            let mut any = false;
+            comm.for_each_dead_letter(agent.as_deref(), |letter| {
+                any = true;
+                write_letter(&mut out, &letter, context.json).map_err(anyhow::Error::from)
+            })?;
+            if !context.json && !any {
                 writeln!(out, "no dead letters")?;
-            }
-            for letter in &letters {
-                write_letter(&mut out, letter, context.json)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -109,31 +112,72 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
             )
         }
         Command::Purge { agent, files, all } => {
-            let mut purged = Vec::new();
+            let mut purged = 0usize;
+            let mut report = |letter: &DeadLetter, out: &mut std::io::StdoutLock| {
+                purged += 1;
+                progress.set(format!("purging {agent}'s dead letters: {purged} done"));
+                progress.suspend(|| {
+                    if context.json {
+                        write_letter(out, letter, true)
+                    } else {
+                        writeln!(
+                            out,
+                            "purged {} ({})",
+                            letter.file,
+                            output::printable(&letter.reason)
+                        )
+                    }
+                })
+            };
             if all {
-                purged = comm.purge_dead_letters(Some(&agent), None)?;
-            } else {
-                for file in &files {
-                    purged.extend(comm.purge_dead_letters(Some(&agent), Some(file))?);
+                // One letter at a time from pages of their names: as many
+                // as there are, in the memory of one page.
+                let mut after: Option<String> = None;
+                loop {
+                    let page = comm.dead_letter_page(&agent, PAGE, after.as_deref())?;
+                    for letter in &page.letters {
+                        match comm.purge_dead_letters(Some(&agent), Some(&letter.file)) {
+                            Ok(gone) => {
+                                for letter in &gone {
+                                    report(letter, &mut out)?;
+                                }
+                            }
+                            // Retried or purged by someone else meanwhile.
+                            Err(Error::Queue(QueueError::NotFound(_))) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
                 }
-            }
-            drop(progress);
-            for letter in &purged {
-                if context.json {
-                    write_letter(&mut out, letter, true)?;
-                } else {
-                    writeln!(
-                        out,
-                        "purged {} ({})",
-                        letter.file,
-                        output::printable(&letter.reason)
-                    )?;
+                drop(progress);
+                if !context.json && purged == 0 {
+                    writeln!(out, "no dead letters to purge")?;
                 }
+                return Ok(ExitCode::SUCCESS);
             }
-            if !context.json && purged.is_empty() {
-                writeln!(out, "no dead letters to purge")?;
-            }
-            Ok(ExitCode::SUCCESS)
+            // Each named file on its own: one that is not a dead letter is
+            // reported and the others are still purged.
+            output::each_file(
+                &files,
+                "purge",
+                |file| {
+                    let result = comm.purge_dead_letters(Some(&agent), Some(file));
+                    if result.is_err() {
+                        // The failure is printed next: on a clean line.
+                        progress.clear();
+                    }
+                    result
+                },
+                |_, gone| {
+                    for letter in &gone {
+                        report(letter, &mut out)?;
+                    }
+                    Ok(())
+                },
+            )
         }
     }
 }

@@ -295,27 +295,29 @@ impl Doctor {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64;
-        for (name, _) in self.list(&inflight)? {
+        // Only expired claims are kept: a mailbox may have 100,000 in flight.
+        let expired = |name: &str, _| {
+            fmes_queue::claims::ClaimName::parse(name).is_some_and(|c| c.expires_ms <= now_ms)
+        };
+        for (name, _) in self.list_where(&inflight, expired)? {
             let Some(claim) = fmes_queue::claims::ClaimName::parse(&name) else {
                 continue;
             };
-            if claim.expires_ms <= now_ms {
-                self.add(
-                    "expired-claim",
-                    format!("{inflight}/{name}"),
-                    format!(
-                        "{}'s claim (delivery {}) expired at {}; the message waits for a \
-                         recovery before anyone else can have it",
-                        claim.consumer,
-                        claim.deliveries,
-                        output::format_ms(claim.expires_ms)
-                    ),
-                    "`fmes recover` returns it to the mailbox (a `fmes claim` on this \
-                     mailbox does too); a consumer that still works on it should \
-                     `fmes extend` its claims sooner"
-                        .into(),
-                );
-            }
+            self.add(
+                "expired-claim",
+                format!("{inflight}/{name}"),
+                format!(
+                    "{}'s claim (delivery {}) expired at {}; the message waits for a \
+                     recovery before anyone else can have it",
+                    claim.consumer,
+                    claim.deliveries,
+                    output::format_ms(claim.expires_ms)
+                ),
+                "`fmes recover` returns it to the mailbox (a `fmes claim` on this \
+                 mailbox does too); a consumer that still works on it should \
+                 `fmes extend` its claims sooner"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -330,11 +332,13 @@ impl Doctor {
             if kind != Kind::Dir || !self.check_access(&dir) {
                 continue;
             }
-            let letters = self
-                .list(&dir)?
-                .iter()
-                .filter(|(file, kind)| *kind != Kind::Dir && !file.ends_with(NOTE_SUFFIX))
-                .count();
+            // Counted, not kept: an agent may have 100,000 dead letters.
+            let mut letters = 0usize;
+            self.each_entry(&dir, |file, kind| {
+                if kind != Kind::Dir && !file.ends_with(NOTE_SUFFIX) {
+                    letters += 1;
+                }
+            })?;
             if letters > 0 {
                 self.add(
                     "dead-letters",
@@ -424,8 +428,20 @@ impl Doctor {
         relative: &str,
         keep: impl Fn(&str, Kind) -> bool,
     ) -> anyhow::Result<Vec<(String, Kind)>> {
-        let path = self.path(relative);
         let mut entries = Vec::new();
+        self.each_entry(relative, |name, kind| {
+            if keep(name, kind) {
+                entries.push((name.to_string(), kind));
+            }
+        })?;
+        entries.sort();
+        Ok(entries)
+    }
+
+    /// Calls `each` with every entry of a folder and its kind (links not
+    /// followed), in no particular order.
+    fn each_entry(&self, relative: &str, mut each: impl FnMut(&str, Kind)) -> anyhow::Result<()> {
+        let path = self.path(relative);
         let listing =
             std::fs::read_dir(&path).with_context(|| format!("cannot list {}", path.display()))?;
         for entry in listing {
@@ -435,14 +451,9 @@ impl Doctor {
                 Ok(t) if t.is_symlink() => Kind::Symlink,
                 _ => Kind::Other,
             };
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if keep(&name, kind) {
-                entries.push((name.into_owned(), kind));
-            }
+            each(&entry.file_name().to_string_lossy(), kind);
         }
-        entries.sort();
-        Ok(entries)
+        Ok(())
     }
 }
 

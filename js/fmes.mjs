@@ -555,6 +555,25 @@ export class Comm {
     return call(this.#dead.list, optionalText(agent, "agent")).map(deadLetter);
   }
 
+  /**
+   * An agent's dead letters by file name, a page at a time: an iterator of
+   * arrays of at most `pageSize` (maybe fewer while more follow). Letters
+   * retried or purged while the pages are read are left out.
+   */
+  deadLetterPages(agent, { pageSize = 1000 } = {}) {
+    // Checked now, not at the first page.
+    const args = [text(agent, "agent"), unsigned(pageSize, 32, "pageSize")];
+    const listPage = this.#dead.listPage;
+    return (function* pages() {
+      let after;
+      do {
+        const page = call(listPage, ...args, after);
+        yield page.letters.map(deadLetter);
+        after = page.next;
+      } while (after !== undefined && after !== null);
+    })();
+  }
+
   /** Puts a dead letter back in its mailbox, delivery count reset; returns its name there. */
   retryDeadLetter(agent, file) {
     return call(this.#dead.retry, text(agent, "agent"), text(file, "file"));

@@ -227,6 +227,10 @@ test("dead letters: delivery limit and files that are not messages; list, retry,
   const dead = comm.deadLetters("b");
   assert.equal(dead.length, 2);
   assert.deepEqual(dead, comm.deadLetters());
+  const pages = [...comm.deadLetterPages("b", { pageSize: 1 })];
+  assert.deepEqual(pages.flat(), dead);
+  assert.ok(pages.length >= 2, `${pages.length} pages`);
+  assert.throws(() => comm.deadLetterPages("b", { pageSize: -1 }), TypeError);
   for (const letter of dead) {
     assert.equal(letter.agent, "b");
     assert.equal(typeof letter.reason, "string");

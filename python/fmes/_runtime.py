@@ -37,7 +37,7 @@ INTERFACES: Dict[str, Tuple[str, ...]] = {
         "archive",
     ),
     "claims": ("claim", "ack", "release", "extend", "recover"),
-    "dead-letters": ("list", "retry", "purge"),
+    "dead-letters": ("list", "list-page", "retry", "purge"),
 }
 PACKAGE = "fmes:queue"
 VERSION = "0.1.0"

@@ -415,6 +415,26 @@ class Comm:
         letters = self._call(("dead-letters", "list"), _optional_text(agent, "agent"))
         return [dead_letter_from_wit(d) for d in letters]
 
+    def dead_letter_pages(self, agent: str, *, page_size: int = 1000) -> Iterator[List[DeadLetter]]:
+        """An agent's dead letters by file name, a page at a time (each a
+        list of at most ``page_size``, maybe fewer while more follow): for
+        an agent with more than one should hold at once. Letters retried or
+        purged while the pages are read are left out (see the WIT
+        ``list-page``)."""
+        # Checked now, not at the first page.
+        arguments = (_text(agent, "agent"), _u32(page_size, "page_size"))
+
+        def pages() -> Iterator[List[DeadLetter]]:
+            after = None
+            while True:
+                page = self._call(("dead-letters", "list-page"), *arguments, after)
+                yield [dead_letter_from_wit(d) for d in page.letters]
+                if page.next is None:
+                    return
+                after = page.next
+
+        return pages()
+
     def retry_dead_letter(self, agent: str, file: FileRef) -> str:
         """Puts a dead letter back in its mailbox, delivery count reset;
         returns its name there."""

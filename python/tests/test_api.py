@@ -205,6 +205,10 @@ def test_delivery_limit_and_dead_letters(comm: fmes.Comm) -> None:
     assert letter.reason and letter.dead_at_ms > 0
     assert comm.dead_letters("planner") == []
     assert comm.stats()[0].dead == 1
+    assert list(comm.dead_letter_pages("coder", page_size=1)) == [[letter]]
+    assert list(comm.dead_letter_pages("planner")) == [[]]
+    with pytest.raises(ValueError, match="page_size must be between 0 and"):
+        comm.dead_letter_pages("coder", page_size=-1)
 
     back = comm.retry_dead_letter("coder", letter)
     assert [m.id for m in comm.receive("coder")] == [sent.id]

@@ -307,8 +307,48 @@ fn memory_rows(fmes_bin: &Path, scale: usize) -> Result<()> {
             peaks[1] as f64 / 1024.0
         );
     }
+    let mut peaks = Vec::new();
+    for n in [small, large] {
+        let (_dir, path) = dead_lettered_comm(n)?;
+        peaks.push(peak_rss(
+            Command::new(fmes_bin)
+                .arg("--comm")
+                .arg(&path)
+                .args(["dead", "list", "sink"]),
+        )?);
+    }
+    println!(
+        "| dead list, as many dead letters: prints them all | {:.1} MiB | {:.1} MiB |",
+        peaks[0] as f64 / 1024.0,
+        peaks[1] as f64 / 1024.0
+    );
     println!();
     Ok(())
+}
+
+/// A `_COMM` whose agent `sink` has `n` dead letters: files that are not
+/// messages, which one claim moves to the dead letters.
+fn dead_lettered_comm(n: usize) -> Result<(RunFolder, PathBuf)> {
+    let (dir, path) = fresh_comm()?;
+    let inbox = path.join("To_Sink");
+    for i in 0..n {
+        std::fs::write(inbox.join(format!("{i:06}_broken.json")), "not JSON")?;
+    }
+    let queue = Queue::with_options(
+        StdFs::new(path.to_str().unwrap()),
+        Options {
+            durable: false,
+            ..Options::default()
+        },
+    );
+    let batch = queue.claim("sink", "bench", 1, Duration::from_secs(60))?;
+    if batch.dead_lettered.len() != n {
+        bail!(
+            "{} of {n} files were dead-lettered",
+            batch.dead_lettered.len()
+        );
+    }
+    Ok((dir, path))
 }
 
 /// Runs a command to its end (output discarded) under GNU time and returns

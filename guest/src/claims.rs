@@ -447,16 +447,27 @@ impl<F: FileSystem> Queue<F> {
         let mailbox = self.mailbox(agent)?;
         let (stem, _) = split_deliveries(file);
         let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
-        let entries = match self.fs.list(&inflight) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        // A consumer may hold a thousand claims and settle each in turn: only
+        // names of this message are parsed or copied.
+        let prefix = format!("{stem}~");
+        let mut found = None;
+        let listed = self.fs.for_each_entry(&inflight, &mut |name, _| {
+            if found.is_none()
+                && name.starts_with(&prefix)
+                && let Some(claim) = ClaimName::parse(name)
+                && claim.stem == stem
+                && claim.consumer == consumer
+            {
+                found = Some(claim);
+            }
+        });
+        match listed {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(QueueError::io("list", &inflight, e)),
-        };
-        entries
-            .iter()
-            .filter_map(|e| ClaimName::parse(&e.name))
-            .find(|c| c.stem == stem && c.consumer == consumer)
-            .map(|c| (mailbox, c))
+        }
+        found
+            .map(|claim| (mailbox, claim))
             .ok_or_else(|| lost_claim(consumer, file))
     }
 

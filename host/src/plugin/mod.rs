@@ -4,9 +4,11 @@
 //! caps of its [`Policy`].
 
 mod bindings;
+pub mod pacing;
 pub mod policy;
 mod runner;
 mod state;
 
+pub use pacing::ClaimPacing;
 pub use policy::{Policy, PolicyError};
 pub use runner::{AgentRunner, HandleOutcome, PluginError, RunReport};

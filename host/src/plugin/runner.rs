@@ -10,6 +10,7 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::{AgentPlugin, AgentPluginPre};
+use super::pacing::ClaimPacing;
 use super::policy::Policy;
 use super::state::PluginState;
 use crate::runtime::Runtime;
@@ -39,8 +40,6 @@ const ALLOWED_IMPORTS: [&str; 11] = [
 /// How long a claim lasts: long enough for any handler call, which the time
 /// limit stops well before.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
-/// Messages claimed at once.
-const CLAIM_BATCH: u32 = 16;
 /// Between looks at an empty mailbox.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
 
@@ -195,13 +194,22 @@ impl AgentRunner {
     ) -> Result<RunReport, PluginError> {
         let mut report = RunReport::default();
         let lease = self.policy.time_limit + LEASE_MARGIN;
+        let mut pacing = ClaimPacing::new();
         while !stop.load(Ordering::Relaxed) {
             // A batch per claim: each claim lists the whole mailbox, so one
-            // at a time would make a long mailbox quadratic.
+            // at a time would make a long mailbox quadratic (see pacing).
+            let claiming = std::time::Instant::now();
             let batch = self
                 .comm
-                .claim(&self.agent, &self.consumer, CLAIM_BATCH, lease)?;
+                .claim(&self.agent, &self.consumer, pacing.size(), lease)?;
             let claimed_at = std::time::Instant::now();
+            let claim_took = claimed_at - claiming;
+            let claimed_count = batch.claimed.len() as u32;
+            let bytes: u64 = batch
+                .claimed
+                .iter()
+                .map(|c| c.message.raw.len() as u64)
+                .sum();
             if batch.claimed.is_empty() {
                 if once {
                     break;
@@ -237,6 +245,7 @@ impl AgentRunner {
                     break;
                 }
             }
+            pacing.record(claim_took, claimed_at.elapsed(), claimed_count, bytes);
             // Stopped mid-batch: the messages not handled go back now rather
             // than when their lease ends.
             for unhandled in claimed {

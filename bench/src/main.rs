@@ -442,22 +442,33 @@ fn cli_row(fmes_bin: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A mailbox of `n` messages handled natively: claim one, a trivial
+/// A mailbox of `n` messages handled natively: claim a batch, a trivial
 /// handler, acknowledge (what the plugin runner does, without the sandbox).
 fn native_handler(n: usize) -> Result<Duration> {
     let (_dir, path) = filled_comm(n)?;
     let queue = native_queue(&path);
     let start = Instant::now();
+    // As the runner does: batches paced by what claiming costs, each
+    // message handled and acked.
+    let mut pacing = fmes::plugin::ClaimPacing::new();
     loop {
-        // As the runner does: 16 claimed at a time, each handled and acked.
-        let batch = queue.claim("sink", "w", 16, Duration::from_secs(600))?;
+        let claiming = Instant::now();
+        let batch = queue.claim("sink", "w", pacing.size(), Duration::from_secs(600))?;
+        let claimed_at = Instant::now();
         if batch.claimed.is_empty() {
             break;
         }
+        let claimed = batch.claimed.len() as u32;
+        let bytes: u64 = batch
+            .claimed
+            .iter()
+            .map(|c| c.message.raw.len() as u64)
+            .sum();
         for claimed in batch.claimed {
             std::hint::black_box(&claimed.message.payload);
             queue.ack("sink", "w", &claimed.message.file)?;
         }
+        pacing.record(claimed_at - claiming, claimed_at.elapsed(), claimed, bytes);
     }
     Ok(start.elapsed())
 }

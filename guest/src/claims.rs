@@ -13,7 +13,9 @@
 //! A message back in the mailbox after a delivery is named `{stem}~{n}.json`,
 //! which keeps its place in the order and its delivery count.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::QueueError;
@@ -106,6 +108,47 @@ impl ClaimName {
     /// The message's name in the mailbox, carrying its delivery count.
     pub fn mailbox_name(&self) -> String {
         mailbox_name(&self.stem, self.deliveries)
+    }
+}
+
+/// The claims a queue made or renewed and has not settled, by mailbox and
+/// message stem. A claim's name holds its lease expiry, which a consumer
+/// settling it does not give: without this record, `ack`, `release` and
+/// `extend` list `.inflight/` to find it, and a consumer holding a thousand
+/// claims lists a thousand names for each. A record may be stale (another
+/// process recovered the claim, or renewed it): the rename it leads to then
+/// finds nothing, and `.inflight/` is listed after all.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimMemo(Arc<Mutex<HashMap<(String, String), ClaimName>>>);
+
+impl ClaimMemo {
+    /// Claims remembered at most: past these, new claims are found by
+    /// listing when they are settled.
+    const MAX: usize = 4096;
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), ClaimName>> {
+        // Nothing held under the lock can be left half-changed by a panic.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remember(&self, mailbox: &str, claim: &ClaimName) {
+        let mut claims = self.claims();
+        let key = (mailbox.to_string(), claim.stem.clone());
+        if claims.len() < Self::MAX || claims.contains_key(&key) {
+            claims.insert(key, claim.clone());
+        }
+    }
+
+    /// The claim remembered on `stem` in `mailbox`, if `consumer` made it.
+    fn recall(&self, mailbox: &str, stem: &str, consumer: &str) -> Option<ClaimName> {
+        let claims = self.claims();
+        let claim = claims.get(&(mailbox.to_string(), stem.to_string()))?;
+        (claim.consumer == consumer).then(|| claim.clone())
+    }
+
+    fn forget(&self, mailbox: &str, stem: &str) {
+        self.claims()
+            .remove(&(mailbox.to_string(), stem.to_string()));
     }
 }
 
@@ -252,6 +295,7 @@ impl<F: FileSystem> Queue<F> {
             }
             match self.read_message(&inflight, &claim.file_name()) {
                 Some(Ok((mut message, _))) => {
+                    self.claims.remember(mailbox, &claim);
                     message.file = format!("{}.json", claim.stem);
                     batch.claimed.push(Claimed {
                         message,
@@ -274,36 +318,35 @@ impl<F: FileSystem> Queue<F> {
 
     /// Done with a claimed message: it is archived. Returns its name in `ARCHIVE/`.
     pub fn ack(&self, agent: &str, consumer: &str, file: &str) -> Result<String, QueueError> {
-        let (mailbox, claim) = self.find_claim(agent, consumer, file)?;
-        let source = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
-        match self.settle(
-            &source,
-            names::ARCHIVE_DIR,
-            &format!("{}.json", claim.stem),
-            None,
-        ) {
-            Err(QueueError::NotFound(_)) => Err(lost_claim(consumer, file)),
-            other => other,
-        }
+        self.on_claim(agent, consumer, file, |mailbox, claim| {
+            let source = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+            let archived = self.settle(
+                &source,
+                names::ARCHIVE_DIR,
+                &format!("{}.json", claim.stem),
+                None,
+            )?;
+            self.claims.forget(mailbox, &claim.stem);
+            Ok(archived)
+        })
     }
 
     /// Gives a claimed message back: to its place in the mailbox, or to the
     /// dead letters if it has been delivered the maximum number of times.
     pub fn release(&self, agent: &str, consumer: &str, file: &str) -> Result<Released, QueueError> {
-        let (mailbox, claim) = self.find_claim(agent, consumer, file)?;
-        if claim.deliveries >= self.options.max_deliveries {
-            let reason = format!(
-                "released after {} deliveries (the limit is {})",
-                claim.deliveries, self.options.max_deliveries
-            );
-            return self
-                .dead_letter(&mailbox, &claim, &reason)
-                .map(Released::DeadLettered)
-                .map_err(|e| not_found_is_lost(e, consumer, file));
-        }
-        self.unclaim(&mailbox, &claim)
-            .map(Released::Returned)
-            .map_err(|e| not_found_is_lost(e, consumer, file))
+        self.on_claim(agent, consumer, file, |mailbox, claim| {
+            let released = if claim.deliveries >= self.options.max_deliveries {
+                let reason = format!(
+                    "released after {} deliveries (the limit is {})",
+                    claim.deliveries, self.options.max_deliveries
+                );
+                Released::DeadLettered(self.dead_letter(mailbox, claim, &reason)?)
+            } else {
+                Released::Returned(self.unclaim(mailbox, claim)?)
+            };
+            self.claims.forget(mailbox, &claim.stem);
+            Ok(released)
+        })
     }
 
     /// Extends a claim's lease to `lease` from now; returns the new expiry
@@ -315,25 +358,56 @@ impl<F: FileSystem> Queue<F> {
         file: &str,
         lease: Duration,
     ) -> Result<u64, QueueError> {
-        let (mailbox, claim) = self.find_claim(agent, consumer, file)?;
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
-        let renewed = ClaimName {
-            expires_ms: now_ms().saturating_add(lease_ms),
-            ..claim.clone()
-        };
-        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
-        let from = format!("{inflight}/{}", claim.file_name());
-        match self
-            .fs
-            .rename(&from, &format!("{inflight}/{}", renewed.file_name()))
-        {
-            Ok(()) => {
-                self.sync(&inflight)?;
-                Ok(renewed.expires_ms)
+        self.on_claim(agent, consumer, file, |mailbox, claim| {
+            let renewed = ClaimName {
+                expires_ms: now_ms().saturating_add(lease_ms),
+                ..claim.clone()
+            };
+            let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
+            let from = format!("{inflight}/{}", claim.file_name());
+            match self
+                .fs
+                .rename(&from, &format!("{inflight}/{}", renewed.file_name()))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Err(QueueError::NotFound(from));
+                }
+                Err(e) => return Err(QueueError::io("extend", &from, e)),
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(lost_claim(consumer, file)),
-            Err(e) => Err(QueueError::io("extend", &from, e)),
+            self.claims.remember(mailbox, &renewed);
+            self.sync(&inflight)?;
+            Ok(renewed.expires_ms)
+        })
+    }
+
+    /// Runs `op` on `consumer`'s claim on `file`: the one this queue
+    /// remembers, else (or if that one is gone: `op` found nothing) the one
+    /// a listing of `.inflight/` finds. `op` fails with `NotFound` if the
+    /// claim's file is gone; that is reported as a claim not held.
+    fn on_claim<T>(
+        &self,
+        agent: &str,
+        consumer: &str,
+        file: &str,
+        op: impl Fn(&str, &ClaimName) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        names::check_agent(agent)?;
+        names::check_agent(consumer).map_err(|_| QueueError::InvalidConsumer(consumer.into()))?;
+        names::check_message_file(file)?;
+        let mailbox = self.mailbox(agent)?;
+        let (stem, _) = split_deliveries(file);
+        if let Some(claim) = self.claims.recall(&mailbox, stem, consumer) {
+            match op(&mailbox, &claim) {
+                Err(QueueError::NotFound(_)) => self.claims.forget(&mailbox, stem),
+                done => return done,
+            }
         }
+        let claim = self
+            .find_claim(&mailbox, stem, consumer)?
+            .ok_or_else(|| lost_claim(consumer, file))?;
+        op(&mailbox, &claim).map_err(|e| not_found_is_lost(e, consumer, file))
     }
 
     /// Returns every expired claim to its mailbox (or the dead letters),
@@ -434,18 +508,14 @@ impl<F: FileSystem> Queue<F> {
         self.settle(&source, &dir, &format!("{}.json", claim.stem), Some(&note))
     }
 
-    /// The claim `consumer` holds on `file` in `agent`'s mailbox.
+    /// The claim `consumer` holds on the message `stem` of `mailbox`, as a
+    /// listing of `.inflight/` finds it.
     fn find_claim(
         &self,
-        agent: &str,
+        mailbox: &str,
+        stem: &str,
         consumer: &str,
-        file: &str,
-    ) -> Result<(String, ClaimName), QueueError> {
-        names::check_agent(agent)?;
-        names::check_agent(consumer).map_err(|_| QueueError::InvalidConsumer(consumer.into()))?;
-        names::check_message_file(file)?;
-        let mailbox = self.mailbox(agent)?;
-        let (stem, _) = split_deliveries(file);
+    ) -> Result<Option<ClaimName>, QueueError> {
         let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
         // A consumer may hold a thousand claims and settle each in turn: only
         // names of this message are parsed or copied.
@@ -462,13 +532,10 @@ impl<F: FileSystem> Queue<F> {
             }
         });
         match listed {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(QueueError::io("list", &inflight, e)),
+            Ok(()) => Ok(found),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(QueueError::io("list", &inflight, e)),
         }
-        found
-            .map(|claim| (mailbox, claim))
-            .ok_or_else(|| lost_claim(consumer, file))
     }
 
     /// Removes `*.tmp` files older than the grace period from a folder.

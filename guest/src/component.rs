@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use std::cell::{Cell, RefCell};
 
+use crate::claims::ClaimMemo;
 use crate::dead::DeadLetterCache;
 use crate::fs::WasiFs;
 use crate::message::OrderKey;
@@ -49,13 +50,16 @@ thread_local! {
     static OPTIONS: Cell<Options> = Cell::new(Options::default());
     /// What `receive-page` keeps between the pages of a reading.
     static READING: RefCell<ReadingCache> = RefCell::new(ReadingCache::new());
+    /// The claims this instance made, for settling them without a listing.
+    static CLAIMS: ClaimMemo = ClaimMemo::default();
     /// What `dead-letters.list-page` keeps between the pages of a reading.
     static DEAD_READING: RefCell<DeadLetterCache> = RefCell::new(DeadLetterCache::new());
 }
 
 fn queue() -> Result<Queue<WasiFs>, crate::QueueError> {
     let fs = WasiFs::preopen(ROOT).map_err(|e| crate::QueueError::io("open", "", e))?;
-    Ok(Queue::with_options(fs, OPTIONS.get()))
+    let claims = CLAIMS.with(ClaimMemo::clone);
+    Ok(Queue::with_options(fs, OPTIONS.get()).with_claim_memo(claims))
 }
 
 fn received(r: crate::Received) -> Received {

@@ -31,7 +31,7 @@ mod queue_tests;
 #[cfg(target_family = "wasm")]
 mod component;
 
-pub use claims::{ClaimBatch, Claimed, RecoverReport, Released};
+pub use claims::{ClaimBatch, ClaimMemo, Claimed, RecoverReport, Released};
 pub use dead::DeadLetter;
 pub use error::QueueError;
 pub use fs::{FileSystem, StdFs};

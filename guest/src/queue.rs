@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use crate::claims::ClaimMemo;
 use crate::clock::next_send_time;
 use crate::error::QueueError;
 use crate::fs::{EntryKind, FileSystem, PublishError, ReadOutcome};
@@ -141,6 +142,7 @@ impl Default for Options {
 pub struct Queue<F> {
     pub(crate) fs: F,
     pub(crate) options: Options,
+    pub(crate) claims: ClaimMemo,
 }
 
 impl<F: FileSystem> Queue<F> {
@@ -149,7 +151,20 @@ impl<F: FileSystem> Queue<F> {
     }
 
     pub fn with_options(fs: F, options: Options) -> Self {
-        Queue { fs, options }
+        Queue {
+            fs,
+            options,
+            claims: ClaimMemo::default(),
+        }
+    }
+
+    /// This queue with `claims` as the record of the claims it made: a
+    /// caller that makes a queue per call (the component) passes the same
+    /// record to each, so that settling a claim made by an earlier call
+    /// need not list `.inflight/`.
+    pub fn with_claim_memo(mut self, claims: ClaimMemo) -> Self {
+        self.claims = claims;
+        self
     }
 
     /// The part of a new file name that no other writer uses: the host and

@@ -451,3 +451,69 @@ fn stats_count_archives_of_many_batches_and_find_the_oldest_under_any_name() {
     let years = age / (1000 * 3600 * 24 * 365);
     assert!((25..200).contains(&years), "oldest is {age} ms old");
 }
+
+#[test]
+fn claims_this_queue_made_are_settled_without_listing_inflight() {
+    let (dir, q) = setup(&["a", "b"]);
+    for i in 0..40 {
+        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+    }
+    let counted = Queue::new(crate::counting_fs::CountingFs::new(dir.path()));
+    let listings = counted.fs.listings.clone();
+    let batch = counted
+        .claim("b", "w", 40, Duration::from_secs(600))
+        .unwrap();
+    assert_eq!(batch.claimed.len(), 40);
+    listings.set(0);
+    let files: Vec<&str> = batch
+        .claimed
+        .iter()
+        .map(|c| c.message.file.as_str())
+        .collect();
+    counted
+        .extend("b", "w", files[0], Duration::from_secs(900))
+        .unwrap();
+    assert!(matches!(
+        counted.release("b", "w", files[1]).unwrap(),
+        crate::Released::Returned(_)
+    ));
+    for file in &files[2..] {
+        counted.ack("b", "w", file).unwrap();
+    }
+    // The renewed claim is remembered under its new name too.
+    counted.ack("b", "w", files[0]).unwrap();
+    assert_eq!(listings.get(), 0, "listings of .inflight/ to settle claims");
+    // Settled claims are forgotten: settling again is an error, as ever.
+    let again = counted.ack("b", "w", files[2]);
+    assert!(matches!(again, Err(QueueError::NotFound(_))), "{again:?}");
+    // Another consumer cannot settle a claim by naming it.
+    let other = q.claim("b", "w", 1, Duration::from_secs(600)).unwrap();
+    let wrong = q.ack("b", "intruder", &other.claimed[0].message.file);
+    assert!(matches!(wrong, Err(QueueError::NotFound(_))), "{wrong:?}");
+}
+
+#[test]
+fn a_claim_another_process_recovered_and_claimed_again_is_found_by_listing() {
+    let (dir, first) = setup(&["a", "b"]);
+    let second = queue_in(dir.path());
+    first.send(&SendRequest::new("a", "b", "1")).unwrap();
+    // Claimed with a lease that ends at once, then recovered and claimed
+    // again by the same consumer, elsewhere: the first queue's record of
+    // the claim is stale.
+    let claimed = first.claim("b", "w", 1, Duration::ZERO).unwrap();
+    let file = claimed.claimed[0].message.file.clone();
+    std::thread::sleep(Duration::from_millis(2));
+    assert_eq!(second.recover().unwrap().returned, 1);
+    let again = second.claim("b", "w", 1, Duration::from_secs(600)).unwrap();
+    assert_eq!(again.claimed[0].message.file, file);
+    assert_eq!(again.claimed[0].deliveries, 2);
+    first.ack("b", "w", &file).unwrap();
+    assert_eq!(first.peek("b").unwrap(), 0);
+    assert!(dir.path().join("ARCHIVE").join(&file).exists());
+    assert!(
+        std::fs::read_dir(dir.path().join("To_B/.inflight"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}

@@ -349,6 +349,18 @@ impl<F: FileSystem> Queue<F> {
         })
     }
 
+    /// Gives back a claimed message its consumer never began to handle (a
+    /// batch cut short): to its place in the mailbox with the delivery count
+    /// it had before the claim, since nobody had it. Returns its name there.
+    pub fn give_back(&self, agent: &str, consumer: &str, file: &str) -> Result<String, QueueError> {
+        self.on_claim(agent, consumer, file, |mailbox, claim| {
+            let before = claim.deliveries.saturating_sub(1);
+            let name = self.unclaim_as(mailbox, claim, mailbox_name(&claim.stem, before))?;
+            self.claims.forget(mailbox, &claim.stem);
+            Ok(name)
+        })
+    }
+
     /// Extends a claim's lease to `lease` from now; returns the new expiry
     /// (ms since 1970).
     pub fn extend(
@@ -477,8 +489,17 @@ impl<F: FileSystem> Queue<F> {
 
     /// Puts a claimed message back in its mailbox; returns its name there.
     fn unclaim(&self, mailbox: &str, claim: &ClaimName) -> Result<String, QueueError> {
+        self.unclaim_as(mailbox, claim, claim.mailbox_name())
+    }
+
+    /// Puts a claimed message back in its mailbox as `name`.
+    fn unclaim_as(
+        &self,
+        mailbox: &str,
+        claim: &ClaimName,
+        name: String,
+    ) -> Result<String, QueueError> {
         let from = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
-        let name = claim.mailbox_name();
         match self.fs.rename(&from, &format!("{mailbox}/{name}")) {
             Ok(()) => {
                 self.sync(mailbox)?;

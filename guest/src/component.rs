@@ -256,6 +256,10 @@ impl claims::Guest for Component {
         })
     }
 
+    fn give_back(agent: String, consumer: String, file: String) -> Result<String, QueueError> {
+        Ok(queue()?.give_back(&agent, &consumer, &file)?)
+    }
+
     fn extend(
         agent: String,
         consumer: String,

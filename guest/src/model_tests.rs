@@ -146,6 +146,7 @@ enum Op {
     },
     Ack(ClaimArgs),
     Release(ClaimArgs),
+    GiveBack(ClaimArgs),
     Extend(ClaimArgs, bool),
     Recover,
     DeadList {
@@ -283,6 +284,7 @@ fn op(crashes: bool) -> BoxedStrategy<Op> {
             .prop_map(|(agent, consumer, limit, long)| Op::Claim { agent, consumer, limit, long }),
         3 => claim_args().prop_map(Op::Ack),
         5 => claim_args().prop_map(Op::Release),
+        2 => claim_args().prop_map(Op::GiveBack),
         2 => (claim_args(), any::<bool>()).prop_map(|(args, long)| Op::Extend(args, long)),
         2 => Just(Op::Recover),
         1 => prop::option::weighted(0.5, name()).prop_map(|agent| Op::DeadList { agent }),
@@ -981,6 +983,7 @@ impl Harness {
             }
             Op::Ack(args) => self.claim_op(args, ClaimOp::Ack),
             Op::Release(args) => self.claim_op(args, ClaimOp::Release),
+            Op::GiveBack(args) => self.claim_op(args, ClaimOp::GiveBack),
             Op::Extend(args, long) => self.claim_op(args, ClaimOp::Extend(*long)),
             Op::Recover => self.recover(),
             Op::DeadList { agent } => self.dead_list(agent.map(|j| NAMES[j])),
@@ -1496,6 +1499,10 @@ impl Harness {
                 .queue
                 .release(&agent, &consumer, &file)
                 .map(Done::Released),
+            ClaimOp::GiveBack => self
+                .queue
+                .give_back(&agent, &consumer, &file)
+                .map(Done::GivenBack),
             ClaimOp::Extend(_) => self
                 .queue
                 .extend(&agent, &consumer, &file, lease)
@@ -1555,6 +1562,12 @@ impl Harness {
                     assert_eq!(released, Released::Returned(name.clone()), "{what}");
                     self.model.entities[i].state = State::Ready { name, deliveries };
                 }
+            }
+            (ClaimOp::GiveBack, Done::GivenBack(name)) => {
+                // As if never claimed: the delivery count it had before.
+                let deliveries = deliveries - 1;
+                assert_eq!(name, mailbox_name(&stem, deliveries), "{what}");
+                self.model.entities[i].state = State::Ready { name, deliveries };
             }
             (ClaimOp::Extend(long), Done::Extended(expires)) => {
                 let lease_ms = lease.as_millis() as u64;
@@ -2406,6 +2419,7 @@ impl Harness {
 enum ClaimOp {
     Ack,
     Release,
+    GiveBack,
     Extend(bool),
 }
 
@@ -2413,6 +2427,7 @@ enum ClaimOp {
 enum Done {
     Acked(String),
     Released(Released),
+    GivenBack(String),
     Extended(u64),
 }
 

@@ -340,6 +340,16 @@ impl Comm {
         })
     }
 
+    /// Gives back a claimed message the consumer never began to handle,
+    /// with the delivery count it had before the claim (where `release`
+    /// counts the delivery); returns its name in the mailbox.
+    pub fn give_back(&mut self, agent: &str, consumer: &str, file: &str) -> Result<String, Error> {
+        self.call(|q, s| {
+            q.fmes_queue_claims()
+                .call_give_back(s, agent, consumer, file)
+        })
+    }
+
     /// Extends a claim's lease to `lease` from now; returns the new expiry (ms since 1970).
     pub fn extend(
         &mut self,

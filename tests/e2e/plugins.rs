@@ -414,9 +414,12 @@ fn a_runner_stopped_mid_batch_gives_the_messages_it_did_not_handle_back() {
         })
         .unwrap();
     assert_eq!(report.acknowledged, 1);
-    // The other four are back in the mailbox, none left held in flight.
+    // The other four are back in the mailbox, none left held in flight,
+    // their delivery not counted: the plugin never had them.
     let mut q = comm.open();
     assert_eq!(q.peek("worker").unwrap(), 4);
+    let back = comm.json_files("To_Worker");
+    assert!(back.iter().all(|name| !name.contains('~')), "{back:?}");
     let in_flight = std::fs::read_dir(comm.join("To_Worker/.inflight"))
         .unwrap()
         .count();

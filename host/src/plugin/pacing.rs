@@ -9,7 +9,8 @@
 //! it should be no bigger than the claim's cost calls for. Batches double
 //! while claiming takes more than an eighth of the time handling takes, up
 //! to [`ClaimPacing::MAX`] messages and [`ClaimPacing::MAX_BYTES`], and halve
-//! back towards [`ClaimPacing::MIN`] when handling is slow.
+//! back towards [`ClaimPacing::MIN`] when handling is slow; a batch whose
+//! handlers turn slow is cut short, what it has not handled given back.
 
 use std::time::Duration;
 
@@ -34,9 +35,29 @@ impl ClaimPacing {
         ClaimPacing { size: Self::MIN }
     }
 
+    /// However short the claim, a batch may be handled this long before it
+    /// is cut short.
+    const HOLD_MIN: Duration = Duration::from_secs(2);
+
     /// Messages to claim next.
     pub fn size(&self) -> u32 {
         self.size
+    }
+
+    /// True if a batch that took `claiming` to claim, handled for `handling`
+    /// so far, should give back what it has not handled: it was sized for
+    /// handling to take about eight times the claim, and handlers that
+    /// turned slow would otherwise keep up to [`ClaimPacing::MAX`]
+    /// messages from other consumers. Past four times that, and
+    /// [`ClaimPacing::HOLD_MIN`], it is cut short. A batch of
+    /// [`ClaimPacing::MIN`] is always handled whole.
+    pub fn overdue(&self, claiming: Duration, handling: Duration) -> bool {
+        self.size > Self::MIN && handling > (claiming * Self::SHARE * 4).max(Self::HOLD_MIN)
+    }
+
+    /// Records a batch cut short: the next one is half as big.
+    pub fn cut_short(&mut self) {
+        self.size = (self.size / 2).max(Self::MIN);
     }
 
     /// Records a batch: the claim took `claiming` and returned `claimed`
@@ -106,6 +127,25 @@ mod tests {
             sizes.push(pacing.size());
         }
         assert_eq!(sizes, [64, 32, 16, 16]);
+    }
+
+    #[test]
+    fn a_batch_whose_handlers_turned_slow_is_cut_short_unless_it_is_the_smallest() {
+        let mut pacing = ClaimPacing::new();
+        // The smallest batch is handled whole, however slowly.
+        assert!(!pacing.overdue(30 * MS, 3_600_000 * MS));
+        for _ in 0..4 {
+            pacing.record(30 * MS, MS, pacing.size(), 0);
+        }
+        assert_eq!(pacing.size(), 256);
+        // Sized for about 240 ms of handling: cut past 2 s (four times
+        // that is less), or past four times the claim's share when it is more.
+        assert!(!pacing.overdue(30 * MS, 1_900 * MS));
+        assert!(pacing.overdue(30 * MS, 2_100 * MS));
+        assert!(!pacing.overdue(100 * MS, 3_100 * MS));
+        assert!(pacing.overdue(100 * MS, 3_300 * MS));
+        pacing.cut_short();
+        assert_eq!(pacing.size(), 128);
     }
 
     #[test]

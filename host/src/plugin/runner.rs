@@ -218,6 +218,7 @@ impl AgentRunner {
                 continue;
             }
             let mut claimed = batch.claimed.into_iter();
+            let mut cut_short = false;
             for next in claimed.by_ref() {
                 // A batch can outlast a lease when handlers are slow: renew
                 // the lease of the message about to be handled past half of it.
@@ -244,14 +245,23 @@ impl AgentRunner {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
+                if pacing.overdue(claim_took, claimed_at.elapsed()) {
+                    cut_short = true;
+                    break;
+                }
             }
-            pacing.record(claim_took, claimed_at.elapsed(), claimed_count, bytes);
-            // Stopped mid-batch: the messages not handled go back now rather
-            // than when their lease ends.
+            if cut_short {
+                pacing.cut_short();
+            } else {
+                pacing.record(claim_took, claimed_at.elapsed(), claimed_count, bytes);
+            }
+            // Stopped or cut short mid-batch: the messages not handled go
+            // back now rather than when their lease ends, their delivery
+            // not counted (the plugin never had them).
             for unhandled in claimed {
                 match self
                     .comm
-                    .release(&self.agent, &self.consumer, &unhandled.message.file)
+                    .give_back(&self.agent, &self.consumer, &unhandled.message.file)
                 {
                     Ok(_) | Err(crate::Error::Queue(crate::QueueError::NotFound(_))) => {}
                     Err(e) => return Err(e.into()),

@@ -534,6 +534,15 @@ export class Comm {
     return { deadLettered: released.tag === "dead-lettered", file: released.val };
   }
 
+  /**
+   * Gives back a claimed message the consumer never began to handle, with
+   * the delivery count it had before the claim (`release` counts the
+   * delivery); returns its name in the mailbox.
+   */
+  giveBack(agent, consumer, file) {
+    return call(this.#claims.giveBack, ...claimArguments(agent, consumer, file));
+  }
+
   /** Extends a claim to `leaseMs` (default 5 minutes) from now; returns the new end (ms since 1970). */
   extend(agent, consumer, file, { leaseMs = DEFAULT_LEASE_MS } = {}) {
     return Number(call(this.#claims.extend, ...claimArguments(agent, consumer, file), unsigned(leaseMs, 64, "leaseMs")));

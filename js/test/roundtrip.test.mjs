@@ -185,6 +185,11 @@ test("claim, extend, release and ack hand each message to one consumer", async (
   assert.equal(released.deadLettered, false);
   assert.deepEqual(jsonFiles(path.join(dir, "To_Coder")), [released.file]);
 
+  const unbegun = comm.claim("coder", "w4");
+  assert.equal(unbegun.claimed[0].deliveries, 2);
+  // Given back unbegun, the delivery does not count.
+  assert.equal(comm.giveBack("coder", "w4", unbegun.claimed[0].message.file), released.file);
+
   const again = comm.claim("coder", "w3");
   assert.equal(again.claimed[0].message.id, one.id);
   assert.equal(again.claimed[0].deliveries, 2);

@@ -36,7 +36,7 @@ INTERFACES: Dict[str, Tuple[str, ...]] = {
         "peek",
         "archive",
     ),
-    "claims": ("claim", "ack", "release", "extend", "recover"),
+    "claims": ("claim", "ack", "release", "give-back", "extend", "recover"),
     "dead-letters": ("list", "list-page", "retry", "purge"),
 }
 PACKAGE = "fmes:queue"

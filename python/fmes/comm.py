@@ -386,6 +386,14 @@ class Comm:
         )
         return Released(file=where.payload, dead_lettered=where.tag == "dead-lettered")
 
+    def give_back(self, agent: str, consumer: str, file: FileRef) -> str:
+        """Gives back a claimed message the consumer never began to handle,
+        with the delivery count it had before the claim (``release`` counts
+        the delivery); returns its name in the mailbox."""
+        return self._call(
+            ("claims", "give-back"), _text(agent, "agent"), _text(consumer, "consumer"), _file(file)
+        )
+
     def extend(self, agent: str, consumer: str, file: FileRef, *, lease: Duration = 300) -> int:
         """Extends a claim to ``lease`` from now; returns the new end of the
         lease in milliseconds since 1970."""

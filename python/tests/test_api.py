@@ -171,6 +171,10 @@ def test_release_puts_the_message_back_with_its_delivery_count(comm: fmes.Comm) 
     assert [m.id for m in comm.receive("coder")] == [sent.id]
     (again,) = comm.claim("coder", "w2")
     assert again.message.id == sent.id and again.deliveries == 2
+    # Given back unbegun, the delivery does not count.
+    assert comm.give_back("coder", "w2", again) == released.file
+    (third,) = comm.claim("coder", "w3")
+    assert third.deliveries == 2
 
 
 def test_extend_moves_the_lease_end(comm: fmes.Comm) -> None:

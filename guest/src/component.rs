@@ -8,6 +8,7 @@ use crate::claims::ClaimMemo;
 use crate::dead::DeadLetterCache;
 use crate::fs::WasiFs;
 use crate::message::OrderKey;
+use crate::message::ReadingOrder;
 use crate::pages::ReadingCache;
 use crate::queue::{self, Options, Queue};
 
@@ -181,18 +182,7 @@ impl messages::Guest for Component {
         limit: u32,
         after: Option<Position>,
     ) -> Result<Page, QueueError> {
-        let after = after.map(order_key);
-        let page = READING.with_borrow_mut(|cache| {
-            let q = queue()?;
-            q.receive_page(
-                &agent,
-                message_type.as_deref(),
-                limit,
-                after.as_ref(),
-                cache,
-            )
-        })?;
-        Ok(page_out(page))
+        page_in(ReadingOrder::Delivery, agent, message_type, limit, after)
     }
 
     fn receive_page_by_send_time(
@@ -201,13 +191,7 @@ impl messages::Guest for Component {
         limit: u32,
         after: Option<Position>,
     ) -> Result<Page, QueueError> {
-        let after = after.map(order_key);
-        let page = READING.with_borrow_mut(|cache| {
-            let q = queue()?;
-            let message_type = message_type.as_deref();
-            q.receive_page_by_send_time(&agent, message_type, limit, after.as_ref(), cache)
-        })?;
-        Ok(page_out(page))
+        page_in(ReadingOrder::SendTime, agent, message_type, limit, after)
     }
 
     fn read(agent: String, files: Vec<String>) -> Result<Received, QueueError> {
@@ -309,6 +293,22 @@ impl dead_letters::Guest for Component {
         let purged = queue()?.purge_dead_letters(agent.as_deref(), file.as_deref())?;
         Ok(purged.into_iter().map(dead_letter).collect())
     }
+}
+
+/// A page of a reading in `order`, with the instance's reading cache.
+fn page_in(
+    order: ReadingOrder,
+    agent: String,
+    message_type: Option<String>,
+    limit: u32,
+    after: Option<Position>,
+) -> Result<Page, QueueError> {
+    let after = after.map(order_key);
+    let page = READING.with_borrow_mut(|cache| {
+        let message_type = message_type.as_deref();
+        queue()?.page_in(order, &agent, message_type, limit, after.as_ref(), cache)
+    })?;
+    Ok(page_out(page))
 }
 
 fn dead_letter(d: crate::DeadLetter) -> DeadLetter {

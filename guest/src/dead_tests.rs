@@ -158,3 +158,15 @@ fn purging_all_goes_through_them_a_page_at_a_time() {
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(queue.dead_letters(Some("b")).unwrap().len(), 3);
 }
+
+#[test]
+fn a_dead_letter_folder_that_cannot_be_listed_is_an_error_naming_it() {
+    let (dir, queue) = setup();
+    std::fs::create_dir(dir.path().join("DEAD")).unwrap();
+    std::fs::write(dir.path().join("DEAD/To_A"), "not a folder").unwrap();
+    let got = queue.dead_letter_page("a", 10, None, &mut DeadLetterCache::new());
+    match got {
+        Err(QueueError::Io(ref message)) if message.contains("list _COMM/DEAD/To_A") => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -164,7 +164,8 @@ impl<F: FileSystem> Queue<F> {
         self.page_in(order, agent, message_type, limit, after, cache)
     }
 
-    fn page_in(
+    /// [`Queue::receive_page`] in either order.
+    pub(crate) fn page_in(
         &self,
         order: ReadingOrder,
         agent: &str,

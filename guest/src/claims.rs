@@ -111,13 +111,16 @@ impl ClaimName {
     }
 }
 
-/// The claims a queue made or renewed and has not settled, by mailbox and
-/// message stem. A claim's name holds its lease expiry, which a consumer
-/// settling it does not give: without this record, `ack`, `release` and
-/// `extend` list `.inflight/` to find it, and a consumer holding a thousand
-/// claims lists a thousand names for each. A record may be stale (another
-/// process recovered the claim, or renewed it): the rename it leads to then
-/// finds nothing, and `.inflight/` is listed after all.
+/// The claims a queue made, renewed or saw in a listing and has not
+/// settled, by mailbox and message stem. A claim's name holds its lease
+/// expiry, which a consumer settling it does not give: without this record,
+/// `ack`, `release` and `extend` list `.inflight/` to find it, and a
+/// consumer holding a thousand claims lists a thousand names for each. A
+/// listing made for one claim remembers the consumer's others, so a process
+/// that did not make the claims (`fmes ack` of many files) lists once, not
+/// once a file. A record may be stale (another process recovered the claim,
+/// or renewed it): the rename it leads to then finds nothing, and
+/// `.inflight/` is listed after all.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimMemo(Arc<Mutex<HashMap<(String, String), ClaimName>>>);
 
@@ -132,7 +135,14 @@ impl ClaimMemo {
     }
 
     fn remember(&self, mailbox: &str, claim: &ClaimName) {
-        let mut claims = self.claims();
+        Self::remember_in(&mut self.claims(), mailbox, claim);
+    }
+
+    fn remember_in(
+        claims: &mut HashMap<(String, String), ClaimName>,
+        mailbox: &str,
+        claim: &ClaimName,
+    ) {
         let key = (mailbox.to_string(), claim.stem.clone());
         if claims.len() < Self::MAX || claims.contains_key(&key) {
             claims.insert(key, claim.clone());
@@ -538,20 +548,33 @@ impl<F: FileSystem> Queue<F> {
         consumer: &str,
     ) -> Result<Option<ClaimName>, QueueError> {
         let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
-        // A consumer may hold a thousand claims and settle each in turn: only
-        // names of this message are parsed or copied.
+        // Only this consumer's names are parsed, and only while there is
+        // room to remember them: the folder may hold many claims. This
+        // consumer's other claims are remembered, so settling them in turn
+        // does not list the folder again for each.
         let prefix = format!("{stem}~");
+        let suffix = format!("~{consumer}");
         let mut found = None;
+        let mut memo = self.claims.claims();
         let listed = self.fs.for_each_entry(&inflight, &mut |name, _| {
-            if found.is_none()
-                && name.starts_with(&prefix)
-                && let Some(claim) = ClaimName::parse(name)
-                && claim.stem == stem
+            if !name.ends_with(&suffix) {
+                return;
+            }
+            let this_message = name.starts_with(&prefix);
+            if !this_message && memo.len() >= ClaimMemo::MAX {
+                return;
+            }
+            if let Some(claim) = ClaimName::parse(name)
                 && claim.consumer == consumer
             {
-                found = Some(claim);
+                if claim.stem == stem {
+                    found = Some(claim);
+                } else {
+                    ClaimMemo::remember_in(&mut memo, mailbox, &claim);
+                }
             }
         });
+        drop(memo);
         match listed {
             Ok(()) => Ok(found),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),

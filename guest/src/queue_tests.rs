@@ -493,6 +493,55 @@ fn claims_this_queue_made_are_settled_without_listing_inflight() {
 }
 
 #[test]
+fn claims_made_elsewhere_are_settled_with_one_listing_and_only_by_their_consumer() {
+    let (dir, q) = setup(&["a", "b"]);
+    for i in 0..60 {
+        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+    }
+    // Another process (here another queue) claims for two consumers.
+    let mine = q.claim("b", "w", 40, Duration::from_secs(600)).unwrap();
+    let theirs = q.claim("b", "v", 20, Duration::from_secs(600)).unwrap();
+    let files = |batch: &crate::ClaimBatch| -> Vec<String> {
+        batch
+            .claimed
+            .iter()
+            .map(|c| c.message.file.clone())
+            .collect()
+    };
+    let (mine, theirs) = (files(&mine), files(&theirs));
+
+    // A new process, as `fmes ack` is, settles them all in turn.
+    let counted = Queue::new(crate::counting_fs::CountingFs::new(dir.path()));
+    let listings = counted.fs.listings.clone();
+    let (first, rest) = mine.split_first().unwrap();
+    counted.ack("b", "w", first).unwrap();
+    assert_eq!(listings.get(), 1, "the first settle lists .inflight/");
+    // What that listing saw of w's claims is enough for the rest, whatever
+    // the order and the operation.
+    counted
+        .extend("b", "w", &rest[5], Duration::from_secs(900))
+        .unwrap();
+    counted.release("b", "w", &rest[6]).unwrap();
+    for file in rest.iter().rev() {
+        if file != &rest[6] {
+            counted.ack("b", "w", file).unwrap();
+        }
+    }
+    assert_eq!(listings.get(), 1, "listings of .inflight/ for 40 settles");
+    // v's claims were not taken for w's: w cannot settle them, v can.
+    let wrong = counted.ack("b", "w", &theirs[0]);
+    assert!(matches!(wrong, Err(QueueError::NotFound(_))), "{wrong:?}");
+    for file in &theirs {
+        counted.ack("b", "v", file).unwrap();
+    }
+    assert_eq!(q.peek("b").unwrap(), 1, "the released one waits again");
+    let archived = std::fs::read_dir(dir.path().join("ARCHIVE"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("json".as_ref()));
+    assert_eq!(archived.count(), 59);
+}
+
+#[test]
 fn a_claim_another_process_recovered_and_claimed_again_is_found_by_listing() {
     let (dir, first) = setup(&["a", "b"]);
     let second = queue_in(dir.path());

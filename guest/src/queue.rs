@@ -268,7 +268,6 @@ impl<F: FileSystem> Queue<F> {
         if let Some(id) = &request.id {
             names::check_message_id(id)?;
         }
-        let mailbox = self.mailbox(&request.to)?;
         let new = NewMessage {
             id: request.id.clone().unwrap_or_else(uuid_v4),
             from: &request.from,
@@ -279,8 +278,9 @@ impl<F: FileSystem> Queue<F> {
             payload,
         };
         match &request.id {
-            None => self.publish(&mailbox, &new),
-            Some(id) => self.publish_once(&mailbox, &new, id),
+            // The mailbox is checked by publishing in it.
+            None => self.publish(&names::mailbox_dir(&request.to), &new),
+            Some(id) => self.publish_once(&self.mailbox(&request.to)?, &new, id),
         }
     }
 
@@ -600,6 +600,13 @@ impl<F: FileSystem> Queue<F> {
                 {
                     continue;
                 }
+                Err(PublishError::Folder(e)) => {
+                    // Said as for any other operation on a mailbox that is
+                    // missing or not a folder; if it has become one since,
+                    // the failure itself.
+                    self.mailbox(new.to)?;
+                    return Err(QueueError::io("open", mailbox, e));
+                }
                 Err(PublishError::Write(e)) => {
                     return Err(QueueError::io(
                         "write",
@@ -610,9 +617,9 @@ impl<F: FileSystem> Queue<F> {
                 Err(PublishError::Link(e)) => {
                     return Err(QueueError::io("publish", &format!("{mailbox}/{file}"), e));
                 }
+                Err(PublishError::Flush(e)) => return Err(QueueError::io("flush", mailbox, e)),
             }
         };
-        self.sync(mailbox)?;
         Ok(stored_message(new, text, file))
     }
 

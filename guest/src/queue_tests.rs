@@ -566,3 +566,35 @@ fn a_claim_another_process_recovered_and_claimed_again_is_found_by_listing() {
             .is_none()
     );
 }
+
+#[test]
+fn a_send_to_a_mailbox_that_is_not_a_folder_says_what_it_is_and_writes_nothing() {
+    let (dir, q) = setup(&["a"]);
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("To_Link")).unwrap();
+    std::fs::write(dir.path().join("To_File"), "mine").unwrap();
+    let cases = [
+        ("link", "To_Link is a symbolic link, not a mailbox folder"),
+        ("file", "To_File is a file, not a mailbox folder"),
+    ];
+    for (agent, said) in cases {
+        let err = q.send(&SendRequest::new("a", agent, "1")).unwrap_err();
+        assert!(
+            matches!(err, QueueError::InvalidLayout(ref m) if m == said),
+            "{err}"
+        );
+    }
+    let err = q.send(&SendRequest::new("a", "nobody", "1")).unwrap_err();
+    assert_eq!(
+        err,
+        QueueError::UnknownAgent {
+            name: "nobody".into(),
+            known: vec!["a".into()],
+        }
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("To_File")).unwrap(),
+        "mine"
+    );
+}

@@ -11,7 +11,7 @@
 //! symbolic link included, is an error, never followed or replaced), and
 //! only if the folder is writable to the component.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -45,17 +45,19 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
     writes.func_wrap(
         "publish",
         |mut store: StoreContextMut<'_, T>,
-         (folder, temporary, name, contents, durable): (
+         (parent, folder, temporary, name, contents, durable): (
             Resource<Descriptor>,
+            String,
             String,
             String,
             Vec<u8>,
             bool,
         )| {
             let table = store.data_mut().ctx().table;
-            let result = writable_folder(table.get(&folder)?)
-                .map_err(PublishError::Write)
-                .and_then(|dir| publish(dir, &temporary, &name, &contents, durable));
+            let result = writable_folder(table.get(&parent)?)
+                .map_err(PublishError::Folder)
+                .and_then(|parent| open_folder(parent, &folder).map_err(PublishError::Folder))
+                .and_then(|dir| publish(&dir, &temporary, &name, &contents, durable));
             Ok((result,))
         },
     )?;
@@ -71,9 +73,25 @@ fn writable_folder(descriptor: &Descriptor) -> Result<&Arc<std::fs::File>, Error
     }
 }
 
-/// `publish`: the new file `temporary`, linked as `name`, then unlinked.
+/// The folder `name` inside `parent`, opened for the calls that follow.
+/// `NOFOLLOW`: a symbolic link in its place is refused (`not-directory`),
+/// never followed out of the folder the component was given. It inherits
+/// `parent`'s permissions, which were checked.
+fn open_folder(parent: &std::fs::File, name: &str) -> Result<OwnedFd, ErrorCode> {
+    let c_name = single_name(name)?;
+    rustix::fs::openat(
+        parent.as_fd(),
+        &c_name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(error_code)
+}
+
+/// `publish` in an open folder: the new file `temporary`, linked as
+/// `name`, then unlinked; with `durable`, the folder flushed after.
 fn publish(
-    folder: &Arc<std::fs::File>,
+    folder: &impl AsFd,
     temporary: &str,
     name: &str,
     contents: &[u8],
@@ -95,11 +113,15 @@ fn publish(
     // Removed whether or not the link was made: on success it is the
     // temporary name of a published file, on failure an unpublished copy.
     let _ = rustix::fs::unlinkat(folder.as_fd(), &c_temporary, AtFlags::empty());
-    linked.map_err(|e| PublishError::Link(error_code(e)))
+    linked.map_err(|e| PublishError::Link(error_code(e)))?;
+    if durable {
+        rustix::fs::fsync(folder).map_err(|e| PublishError::Flush(error_code(e)))?;
+    }
+    Ok(())
 }
 
 fn write_new(
-    folder: &Arc<std::fs::File>,
+    folder: &impl AsFd,
     name: &str,
     contents: &[u8],
     durable: bool,
@@ -237,5 +259,37 @@ mod tests {
         }
         assert_eq!(names_in(dir.path()), ["a.json", "c.tmp", "link.json"]);
         assert!(!dir.path().parent().unwrap().join("escape.json").exists());
+    }
+
+    #[test]
+    fn the_folder_to_publish_in_is_opened_only_if_it_is_a_folder() {
+        let comm = tempfile::tempdir().unwrap();
+        let parent = std::fs::File::open(comm.path()).unwrap();
+        std::fs::create_dir(comm.path().join("To_A")).unwrap();
+        let mailbox = open_folder(&parent, "To_A").unwrap();
+        publish(&mailbox, "m.tmp", "m.json", b"{}", true).unwrap();
+        assert_eq!(names_in(&comm.path().join("To_A")), ["m.json"]);
+
+        // A link in a mailbox's place, to a folder outside: refused, and
+        // nothing is written there.
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), comm.path().join("To_Evil")).unwrap();
+        std::fs::write(comm.path().join("To_File"), "").unwrap();
+        let refused = [
+            ("To_Evil", ErrorCode::NotDirectory),
+            ("To_File", ErrorCode::NotDirectory),
+            ("To_Nobody", ErrorCode::NoEntry),
+        ];
+        for (name, code) in refused {
+            assert_eq!(open_folder(&parent, name).err(), Some(code), "{name}");
+        }
+        for name in ["", ".", "..", "../x", "To_A/inner", "a\0b"] {
+            assert_eq!(
+                open_folder(&parent, name).err(),
+                Some(ErrorCode::Invalid),
+                "{name:?}"
+            );
+        }
+        assert!(names_in(outside.path()).is_empty());
     }
 }

@@ -51,12 +51,18 @@ pub enum ReadOutcome {
 /// Which step of [`FileSystem::publish`] failed.
 #[derive(Debug)]
 pub enum PublishError {
+    /// The folder to publish in is missing (`NotFound`) or is not a folder
+    /// (a symbolic link is not followed); nothing was written.
+    Folder(io::Error),
     /// Creating or writing the temporary file (`AlreadyExists` if its name
     /// is taken); a partly written file may remain.
     Write(io::Error),
     /// Linking it under its final name (`AlreadyExists` if that is taken);
     /// the temporary file is removed.
     Link(io::Error),
+    /// Flushing the folder after the file was published (with `durable`):
+    /// the file has its final name, which may not be on disk.
+    Flush(io::Error),
 }
 
 /// File status, without following symbolic links.
@@ -117,11 +123,16 @@ pub trait FileSystem {
     /// Creates a new file holding `bytes`; `AlreadyExists` if the name is
     /// taken. With `durable`, its data is on disk before this returns.
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()>;
-    /// Publishes the new file `dir/name`: writes `bytes` to the new file
+    /// Publishes the new file `dir/name`, where `dir` must be a folder (not
+    /// a symbolic link to one): writes `bytes` to the new file
     /// `dir/temporary` (as `write_new`), links it as `name`, which never
     /// replaces anything, then removes `temporary`, whether the link was
-    /// made or not. A temporary name that cannot be removed after the link
-    /// is left for cleanup.
+    /// made or not. With `durable`, the file and the folder are flushed, so
+    /// the new name is on disk too. A temporary name that cannot be removed
+    /// after the link is left for cleanup.
+    ///
+    /// The folder is checked here, not by the caller first: a backend that
+    /// must open it to write in it then answers both with one opening.
     fn publish(
         &self,
         dir: &str,
@@ -130,12 +141,26 @@ pub trait FileSystem {
         bytes: &[u8],
         durable: bool,
     ) -> Result<(), PublishError> {
+        match self.folder_kind(dir) {
+            Ok(EntryKind::Dir) => {}
+            Ok(_) => {
+                return Err(PublishError::Folder(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    format!("{dir} is not a folder"),
+                )));
+            }
+            Err(e) => return Err(PublishError::Folder(e)),
+        }
         let temporary = [dir, "/", temporary].concat();
         self.write_new(&temporary, bytes, durable)
             .map_err(PublishError::Write)?;
         let linked = self.link(&temporary, &[dir, "/", name].concat());
         let _ = self.remove_file(&temporary);
-        linked.map_err(PublishError::Link)
+        linked.map_err(PublishError::Link)?;
+        if durable {
+            self.sync_dir(dir).map_err(PublishError::Flush)?;
+        }
+        Ok(())
     }
     /// Renames a file or directory. Callers only rename to names that no
     /// other file can have, so this never replaces anything.

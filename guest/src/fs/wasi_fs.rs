@@ -305,10 +305,17 @@ impl FileSystem for WasiFs {
     ) -> Result<(), super::PublishError> {
         use super::PublishError;
         use crate::component::fmes::queue::writes;
-        let folder = self.folder(dir).map_err(PublishError::Write)?;
-        writes::publish(&folder, temporary, name, bytes, durable).map_err(|e| match e {
+        // The host opens the folder itself (a send's mailbox): one call into
+        // the host instead of three (open, publish, drop), and no `statx`.
+        let (parent, folder) = match dir.rsplit_once('/') {
+            Some((parent, folder)) => (self.folder(parent).map_err(PublishError::Folder)?, folder),
+            None => (Rc::clone(&self.root), dir),
+        };
+        writes::publish(&parent, folder, temporary, name, bytes, durable).map_err(|e| match e {
+            writes::PublishError::Folder(code) => PublishError::Folder(to_io(code)),
             writes::PublishError::Write(code) => PublishError::Write(to_io(code)),
             writes::PublishError::Link(code) => PublishError::Link(to_io(code)),
+            writes::PublishError::Flush(code) => PublishError::Flush(to_io(code)),
         })
     }
 

@@ -1,5 +1,5 @@
 //! A file system for tests that counts what is done through it, to show an
-//! operation does not list or read more than it should.
+//! operation does not list, read or rename more than it should.
 
 use std::cell::Cell;
 use std::io;
@@ -9,11 +9,13 @@ use std::rc::Rc;
 use crate::StdFs;
 use crate::fs::{DirEntry, EntryKind, FileSystem, ReadOutcome, Status};
 
-/// `StdFs`, counting the folder listings and file reads made through it.
+/// `StdFs`, counting the folder listings, file reads and renames (tried,
+/// whether they succeed or not) made through it.
 pub struct CountingFs {
     inner: StdFs,
     pub listings: Rc<Cell<usize>>,
     pub reads: Rc<Cell<usize>>,
+    pub renames: Rc<Cell<usize>>,
 }
 
 impl CountingFs {
@@ -22,6 +24,7 @@ impl CountingFs {
             inner: StdFs::new(root.to_str().unwrap()),
             listings: Rc::default(),
             reads: Rc::default(),
+            renames: Rc::default(),
         }
     }
 }
@@ -53,6 +56,7 @@ impl FileSystem for CountingFs {
         self.inner.write_new(path, bytes, durable)
     }
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        count(&self.renames);
         self.inner.rename(from, to)
     }
     fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {

@@ -598,3 +598,45 @@ fn a_send_to_a_mailbox_that_is_not_a_folder_says_what_it_is_and_writes_nothing()
         "mine"
     );
 }
+
+#[test]
+fn archiving_and_acknowledging_rename_once_and_dead_letters_keep_their_notes() {
+    let (dir, q) = setup(&["a", "b"]);
+    for i in 0..3 {
+        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+    }
+    let counted = Queue::new(crate::counting_fs::CountingFs::new(dir.path()));
+    let renames = counted.fs.renames.clone();
+    let waiting = counted.receive("b", None, None).unwrap().messages;
+    counted.archive("b", &waiting[0].file).unwrap();
+    // Into ARCHIVE/.incoming/, then linked and unlinked: no note to move.
+    assert_eq!(renames.get(), 1, "renames to archive");
+    let claimed = counted
+        .claim("b", "w", 1, Duration::from_secs(600))
+        .unwrap();
+    renames.set(0);
+    counted
+        .ack("b", "w", &claimed.claimed[0].message.file)
+        .unwrap();
+    assert_eq!(renames.get(), 1, "renames to acknowledge");
+
+    // A dead letter's note still goes with it.
+    let limited = Queue::with_options(
+        crate::counting_fs::CountingFs::new(dir.path()),
+        crate::Options {
+            max_deliveries: 1,
+            ..crate::Options::default()
+        },
+    );
+    let claimed = limited
+        .claim("b", "w", 1, Duration::from_secs(600))
+        .unwrap();
+    let file = claimed.claimed[0].message.file.clone();
+    assert!(matches!(
+        limited.release("b", "w", &file).unwrap(),
+        crate::Released::DeadLettered(_)
+    ));
+    let dead = dir.path().join("DEAD").join("To_B");
+    assert!(dead.join(&file).exists());
+    assert!(dead.join(format!("{file}.reason")).exists());
+}

@@ -61,11 +61,18 @@ impl<F: FileSystem> Queue<F> {
                 return Err(QueueError::io("move", source, e));
             }
         }
-        self.finish_incoming(dir, &staging)
+        self.finish_incoming(dir, &staging, note.is_some())
     }
 
     /// Completes a settle whose staging file is `dir/.incoming/{staging}`.
-    pub(crate) fn finish_incoming(&self, dir: &str, staging: &str) -> Result<String, QueueError> {
+    /// `may_have_note` is false only when the caller staged it without one:
+    /// the note's rename, which would find nothing, is then not tried.
+    pub(crate) fn finish_incoming(
+        &self,
+        dir: &str,
+        staging: &str,
+        may_have_note: bool,
+    ) -> Result<String, QueueError> {
         let incoming = format!("{dir}/{INCOMING_DIR}");
         let mut staging = staging.to_string();
         let mut target = staging_target(&staging).to_string();
@@ -88,10 +95,12 @@ impl<F: FileSystem> Queue<F> {
                 Err(e) => return Err(QueueError::io("link", &final_path, e)),
             };
             if linked {
-                self.move_note(
-                    &format!("{staged}{NOTE_SUFFIX}"),
-                    &format!("{final_path}{NOTE_SUFFIX}"),
-                )?;
+                if may_have_note {
+                    self.move_note(
+                        &format!("{staged}{NOTE_SUFFIX}"),
+                        &format!("{final_path}{NOTE_SUFFIX}"),
+                    )?;
+                }
                 self.sync(dir)?;
                 match self.fs.remove_file(&staged) {
                     Ok(()) => {}
@@ -104,10 +113,12 @@ impl<F: FileSystem> Queue<F> {
             let stem = target_stem(staging_target(&staging));
             target = format!("{stem}_{}.json", random_hex(3));
             let renamed = format!("{target}~{}", random_hex(8));
-            self.move_note(
-                &format!("{staged}{NOTE_SUFFIX}"),
-                &format!("{incoming}/{renamed}{NOTE_SUFFIX}"),
-            )?;
+            if may_have_note {
+                self.move_note(
+                    &format!("{staged}{NOTE_SUFFIX}"),
+                    &format!("{incoming}/{renamed}{NOTE_SUFFIX}"),
+                )?;
+            }
             match self.fs.rename(&staged, &format!("{incoming}/{renamed}")) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -144,7 +155,9 @@ impl<F: FileSystem> Queue<F> {
                 }
                 continue;
             }
-            match self.finish_incoming(dir, &entry.name) {
+            // Whether it has a note is not known for sure from a listing
+            // made while others may be moving notes: the rename is tried.
+            match self.finish_incoming(dir, &entry.name, true) {
                 Ok(_) => finished += 1,
                 Err(QueueError::NotFound(_)) => {}
                 Err(e) => return Err(e),

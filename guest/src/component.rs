@@ -18,7 +18,7 @@ wit_bindgen::generate!({
     world: "queue",
 });
 
-// The same exports, plus the host's listing, reads and writes; their WASI
+// The same exports, plus the host's folders, listing, reads and writes; their WASI
 // types are the ones the rest of the guest uses (the `wasip2` crate's).
 #[cfg(feature = "hosted")]
 wit_bindgen::generate!({

@@ -9,6 +9,7 @@ pub mod cli;
 
 pub mod comm;
 pub mod error;
+mod folders;
 mod listing;
 pub mod plugin;
 mod reads;

@@ -14,6 +14,10 @@ pub const GUEST_ROOT: &str = "/_COMM";
 /// How much of the component's stderr is kept (its panic message, if any).
 const STDERR_CAP: usize = 16 * 1024;
 
+/// File I/O of the sandbox's descriptors runs on the calling thread, not on
+/// a blocking pool: for the preopen, and for the folders `folders.rs` opens.
+pub(crate) const ALLOW_BLOCKING_CURRENT_THREAD: bool = true;
+
 /// The state of one store.
 pub struct Sandbox {
     wasi: WasiCtx,
@@ -28,7 +32,7 @@ impl Sandbox {
         let mut wasi = WasiCtxBuilder::new();
         // Must come before preopened_dir to apply to it: file I/O runs on
         // this thread rather than being handed to a blocking pool.
-        wasi.allow_blocking_current_thread(true);
+        wasi.allow_blocking_current_thread(ALLOW_BLOCKING_CURRENT_THREAD);
         wasi.stderr(stderr.clone());
         // The builder starts with no env, args, stdin or network (no socket
         // address is allowed and name lookup is off); keep it that way.

@@ -22,6 +22,7 @@ use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
 
 use crate::bindings::fmes::queue::writes::PublishError;
+use crate::folders::open_folder;
 use crate::listing::error_code;
 use crate::reads::single_name;
 
@@ -56,7 +57,7 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
             let table = store.data_mut().ctx().table;
             let result = writable_folder(table.get(&parent)?)
                 .map_err(PublishError::Folder)
-                .and_then(|parent| open_folder(parent, &folder).map_err(PublishError::Folder))
+                .and_then(|parent| open_mailbox(parent, &folder).map_err(PublishError::Folder))
                 .and_then(|dir| publish(&dir, &temporary, &name, &contents, durable));
             Ok((result,))
         },
@@ -73,19 +74,11 @@ fn writable_folder(descriptor: &Descriptor) -> Result<&Arc<std::fs::File>, Error
     }
 }
 
-/// The folder `name` inside `parent`, opened for the calls that follow.
-/// `NOFOLLOW`: a symbolic link in its place is refused (`not-directory`),
-/// never followed out of the folder the component was given. It inherits
-/// `parent`'s permissions, which were checked.
-fn open_folder(parent: &std::fs::File, name: &str) -> Result<OwnedFd, ErrorCode> {
-    let c_name = single_name(name)?;
-    rustix::fs::openat(
-        parent.as_fd(),
-        &c_name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(error_code)
+/// The folder `name` (a single name: a mailbox) inside `parent`, opened
+/// as `folders` opens one: never through a symbolic link.
+fn open_mailbox(parent: &impl AsFd, name: &str) -> Result<OwnedFd, ErrorCode> {
+    single_name(name)?;
+    open_folder(parent, name)
 }
 
 /// `publish` in an open folder: the new file `temporary`, linked as
@@ -266,7 +259,7 @@ mod tests {
         let comm = tempfile::tempdir().unwrap();
         let parent = std::fs::File::open(comm.path()).unwrap();
         std::fs::create_dir(comm.path().join("To_A")).unwrap();
-        let mailbox = open_folder(&parent, "To_A").unwrap();
+        let mailbox = open_mailbox(&parent, "To_A").unwrap();
         publish(&mailbox, "m.tmp", "m.json", b"{}", true).unwrap();
         assert_eq!(names_in(&comm.path().join("To_A")), ["m.json"]);
 
@@ -276,16 +269,16 @@ mod tests {
         symlink(outside.path(), comm.path().join("To_Evil")).unwrap();
         std::fs::write(comm.path().join("To_File"), "").unwrap();
         let refused = [
-            ("To_Evil", ErrorCode::NotDirectory),
+            ("To_Evil", ErrorCode::Loop),
             ("To_File", ErrorCode::NotDirectory),
             ("To_Nobody", ErrorCode::NoEntry),
         ];
         for (name, code) in refused {
-            assert_eq!(open_folder(&parent, name).err(), Some(code), "{name}");
+            assert_eq!(open_mailbox(&parent, name).err(), Some(code), "{name}");
         }
         for name in ["", ".", "..", "../x", "To_A/inner", "a\0b"] {
             assert_eq!(
-                open_folder(&parent, name).err(),
+                open_mailbox(&parent, name).err(),
                 Some(ErrorCode::Invalid),
                 "{name:?}"
             );

@@ -136,6 +136,39 @@ fn a_mailbox_or_archive_that_is_a_symlink_is_refused() {
 }
 
 #[test]
+fn inner_folders_that_are_symlinks_are_refused_and_nothing_moves_through_them() {
+    let (comm, outside) = comm_with_outside();
+    let mut q = comm.open();
+    let before = snapshot(&outside);
+    let sent = q.send(&SendRequest::new("a", "b", "1")).unwrap();
+
+    // A mailbox's .inflight/ pointing outside: a claim must not move the
+    // message through it.
+    symlink(&outside, comm.join("To_B/.inflight")).unwrap();
+    let err = q
+        .claim("b", "w", 1, std::time::Duration::from_secs(60))
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Queue(QueueError::InvalidLayout(ref m)) if m.contains(".inflight")),
+        "{err}"
+    );
+    std::fs::remove_file(comm.join("To_B/.inflight")).unwrap();
+
+    // ARCHIVE/.incoming/ pointing outside: archiving must not either.
+    std::fs::create_dir_all(comm.join("ARCHIVE")).unwrap();
+    let _ = std::fs::remove_dir(comm.join("ARCHIVE/.incoming"));
+    symlink(&outside, comm.join("ARCHIVE/.incoming")).unwrap();
+    let err = q.archive("b", &sent.file).unwrap_err();
+    assert!(
+        matches!(err, Error::Queue(QueueError::InvalidLayout(ref m)) if m.contains(".incoming")),
+        "{err}"
+    );
+
+    assert_eq!(snapshot(&outside), before);
+    assert_eq!(comm.json_files("To_B"), std::slice::from_ref(&sent.file));
+}
+
+#[test]
 fn the_components_import_no_network_or_http() {
     for (which, bytes) in [
         ("portable", fmes::runtime::COMPONENT),

@@ -402,8 +402,8 @@ fn the_wit_package_parses_with_its_three_worlds() {
         "the queue world imports nothing but what its host gives every component (WASI)"
     );
 
-    // The hosted world: the same exports, and the listing, reads and writes
-    // (with the WASI interfaces their types come from).
+    // The hosted world: the same exports, and the folders, listing, reads
+    // and writes (with the WASI interfaces their types come from).
     let hosted = world(&resolve, package, "queue-hosted");
     assert_eq!(
         describe_exports(&resolve, hosted),
@@ -416,6 +416,7 @@ fn the_wit_package_parses_with_its_three_worlds() {
             .filter(|name| !name.starts_with("wasi:"))
             .collect::<Vec<_>>(),
         [
+            "fmes:queue/folders@0.1.0",
             "fmes:queue/listing@0.1.0",
             "fmes:queue/reads@0.1.0",
             "fmes:queue/writes@0.1.0"
@@ -427,6 +428,13 @@ fn the_wit_package_parses_with_its_three_worlds() {
     assert!(
         list_folder.starts_with("func(folder: borrow<wasi:filesystem/types@0.2.12.descriptor"),
         "{list_folder}"
+    );
+    let open_folder = &listing["fmes:queue/folders@0.1.0#open-folder"];
+    assert!(
+        open_folder.starts_with(
+            "func(parent: borrow<wasi:filesystem/types@0.2.12.descriptor>, path: string) -> result<own<wasi:filesystem/types@0.2.12.descriptor>, "
+        ),
+        "{open_folder}"
     );
 }
 

@@ -78,19 +78,7 @@ impl WasiFs {
         if let Some(open) = self.folders.borrow().get(dir) {
             return Ok(Rc::clone(open));
         }
-        let opened = Rc::new(
-            self.root
-                .open_at(
-                    PathFlags::empty(),
-                    dir,
-                    OpenFlags::DIRECTORY,
-                    // Not MUTATE_DIRECTORY: jco's preview2-shim refuses to
-                    // open with it, and wasmtime grants a folder opened
-                    // under a writable preopen its writes without it.
-                    DescriptorFlags::READ,
-                )
-                .map_err(to_io)?,
-        );
+        let opened = Rc::new(open_folder(&self.root, dir).map_err(to_io)?);
         self.folders
             .borrow_mut()
             .insert(dir.to_string(), Rc::clone(&opened));
@@ -104,6 +92,27 @@ impl WasiFs {
             None => Ok((Rc::clone(&self.root), path)),
         }
     }
+}
+
+/// Opens the folder at `dir` inside `root`.
+#[cfg(not(feature = "hosted"))]
+fn open_folder(root: &Descriptor, dir: &str) -> Result<Descriptor, ErrorCode> {
+    root.open_at(
+        PathFlags::empty(),
+        dir,
+        OpenFlags::DIRECTORY,
+        // Not MUTATE_DIRECTORY: jco's preview2-shim refuses to open with it,
+        // and wasmtime grants a folder opened under a writable preopen its
+        // writes without it.
+        DescriptorFlags::READ,
+    )
+}
+
+/// Opens the folder at `dir` inside `root`, through the fmes host: no
+/// `stat` of it, and no symbolic link followed along the way.
+#[cfg(feature = "hosted")]
+fn open_folder(root: &Descriptor, dir: &str) -> Result<Descriptor, ErrorCode> {
+    crate::component::fmes::queue::folders::open_folder(root, dir)
 }
 
 fn to_io(code: ErrorCode) -> io::Error {

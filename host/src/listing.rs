@@ -13,8 +13,8 @@
 //! `stat` only where the file system leaves the type unknown.
 //!
 //! Nothing is widened: a listing starts from a directory descriptor the
-//! component already holds (opened through wasmtime-wasi, beneath the one
-//! preopen), reads names and types only, and resolves no path.
+//! component already holds (the one preopen, or a folder opened beneath
+//! it), reads names and types only, and resolves no path.
 
 use std::ffi::CStr;
 use std::sync::Arc;

@@ -640,3 +640,27 @@ fn archiving_and_acknowledging_rename_once_and_dead_letters_keep_their_notes() {
     assert!(dead.join(&file).exists());
     assert!(dead.join(format!("{file}.reason")).exists());
 }
+
+#[test]
+fn the_native_backend_publishes_with_no_temporary_name() {
+    use crate::FileSystem;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("To_A")).unwrap();
+    // Another writer's file under the temporary name: the named way would
+    // fail, an unnamed file does not need the name.
+    std::fs::write(dir.path().join("To_A/m.tmp"), "theirs").unwrap();
+    let fs = StdFs::new(dir.path().to_str().unwrap());
+    fs.publish("To_A", "m.tmp", "m.json", b"{}", false).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("To_A/m.json")).unwrap(),
+        b"{}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("To_A/m.tmp")).unwrap(),
+        b"theirs"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("To_A")).unwrap().count(),
+        2
+    );
+}

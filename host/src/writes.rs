@@ -11,6 +11,7 @@
 //! symbolic link included, is an error, never followed or replaced), and
 //! only if the folder is writable to the component.
 
+use std::ffi::CStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
+
+use fmes_queue::fs::{self as queue_fs, unnamed};
 
 use crate::bindings::fmes::queue::writes::PublishError;
 use crate::folders::open_folder;
@@ -81,8 +84,10 @@ fn open_mailbox(parent: &impl AsFd, name: &str) -> Result<OwnedFd, ErrorCode> {
     open_folder(parent, name)
 }
 
-/// `publish` in an open folder: the new file `temporary`, linked as
-/// `name`, then unlinked; with `durable`, the folder flushed after.
+/// `publish` in an open folder: an unnamed file linked as `name` where the
+/// system has them (see `fmes_queue::fs::unnamed`: the native backend makes
+/// the same calls), else the new file `temporary`, linked as `name`, then
+/// unlinked; with `durable`, the folder flushed after.
 fn publish(
     folder: &impl AsFd,
     temporary: &str,
@@ -93,24 +98,48 @@ fn publish(
     // Checked before anything is written, so a bad final name leaves nothing.
     let c_name = single_name(name).map_err(PublishError::Link)?;
     let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
-    write_new(folder, temporary, contents, durable).map_err(PublishError::Write)?;
+    if let Some(published) = unnamed::publish(folder.as_fd(), &c_name, contents, durable) {
+        return published.map_err(|e| match e {
+            queue_fs::PublishError::Folder(e) => PublishError::Folder(io_error_code(&e)),
+            queue_fs::PublishError::Write(e) => PublishError::Write(io_error_code(&e)),
+            queue_fs::PublishError::Link(e) => PublishError::Link(io_error_code(&e)),
+            queue_fs::PublishError::Flush(e) => PublishError::Flush(io_error_code(&e)),
+        });
+    }
+    publish_named(folder, &c_temporary, &c_name, contents, durable)
+}
+
+/// `publish` through the temporary name.
+fn publish_named(
+    folder: &impl AsFd,
+    c_temporary: &CStr,
+    c_name: &CStr,
+    contents: &[u8],
+    durable: bool,
+) -> Result<(), PublishError> {
+    write_file(folder, c_temporary, contents, durable).map_err(PublishError::Write)?;
     // No AT_SYMLINK_FOLLOW: the temporary file itself, which this call just
     // created, gets the second name; an existing `name` is never replaced.
     let linked = rustix::fs::linkat(
         folder.as_fd(),
-        &c_temporary,
+        c_temporary,
         folder.as_fd(),
-        &c_name,
+        c_name,
         AtFlags::empty(),
     );
     // Removed whether or not the link was made: on success it is the
     // temporary name of a published file, on failure an unpublished copy.
-    let _ = rustix::fs::unlinkat(folder.as_fd(), &c_temporary, AtFlags::empty());
+    let _ = rustix::fs::unlinkat(folder.as_fd(), c_temporary, AtFlags::empty());
     linked.map_err(|e| PublishError::Link(error_code(e)))?;
     if durable {
         rustix::fs::fsync(folder).map_err(|e| PublishError::Flush(error_code(e)))?;
     }
     Ok(())
+}
+
+/// The WASI error code of an error from `fmes_queue`'s file calls.
+fn io_error_code(e: &std::io::Error) -> ErrorCode {
+    rustix::io::Errno::from_io_error(e).map_or(ErrorCode::Io, error_code)
 }
 
 fn write_new(
@@ -119,12 +148,21 @@ fn write_new(
     contents: &[u8],
     durable: bool,
 ) -> Result<(), ErrorCode> {
-    let c_name = single_name(name)?;
+    write_file(folder, &single_name(name)?, contents, durable)
+}
+
+/// `write_new` of a checked single name.
+fn write_file(
+    folder: &impl AsFd,
+    c_name: &CStr,
+    contents: &[u8],
+    durable: bool,
+) -> Result<(), ErrorCode> {
     // EXCL with NOFOLLOW: whatever has the name, a link included, is left
     // alone and the create fails.
     let file = rustix::fs::openat(
         folder.as_fd(),
-        &c_name,
+        c_name,
         OFlags::WRONLY
             | OFlags::CREATE
             | OFlags::EXCL
@@ -195,63 +233,90 @@ mod tests {
         names
     }
 
+    /// `publish`, or with `named` the way it takes on a system without
+    /// unnamed files.
+    fn publish_by(
+        named: bool,
+        folder: &impl AsFd,
+        temporary: &str,
+        name: &str,
+        contents: &[u8],
+    ) -> Result<(), PublishError> {
+        if !named {
+            return publish(folder, temporary, name, contents, false);
+        }
+        let c_name = single_name(name).map_err(PublishError::Link)?;
+        let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
+        publish_named(folder, &c_temporary, &c_name, contents, false)
+    }
+
     #[test]
     fn publish_leaves_the_final_name_alone_or_nothing_but_what_was_there() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = Arc::new(std::fs::File::open(dir.path()).unwrap());
-        publish(&folder, "a.tmp", "a.json", b"{}", true).unwrap();
-        assert_eq!(names_in(dir.path()), ["a.json"]);
-        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
+        for named in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let folder = Arc::new(std::fs::File::open(dir.path()).unwrap());
+            publish(&folder, "a.tmp", "a.json", b"{}", true).unwrap();
+            assert_eq!(names_in(dir.path()), ["a.json"]);
+            assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
 
-        // The final name taken: no replacement, the temporary file removed.
-        assert!(matches!(
-            publish(&folder, "b.tmp", "a.json", b"[]", false),
-            Err(PublishError::Link(ErrorCode::Exist))
-        ));
-        assert_eq!(names_in(dir.path()), ["a.json"]);
-        assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
+            // The final name taken: no replacement, no temporary file left.
+            assert!(matches!(
+                publish_by(named, &folder, "b.tmp", "a.json", b"[]"),
+                Err(PublishError::Link(ErrorCode::Exist))
+            ));
+            assert_eq!(names_in(dir.path()), ["a.json"]);
+            assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
 
-        // The temporary name taken: whatever holds it is left as it was.
-        std::fs::write(dir.path().join("c.tmp"), "someone's").unwrap();
-        assert!(matches!(
-            publish(&folder, "c.tmp", "c.json", b"[]", false),
-            Err(PublishError::Write(ErrorCode::Exist))
-        ));
-        assert_eq!(names_in(dir.path()), ["a.json", "c.tmp"]);
-        assert_eq!(
-            std::fs::read(dir.path().join("c.tmp")).unwrap(),
-            b"someone's"
-        );
-
-        // A link under the final name is a taken name, never followed.
-        let outside = tempfile::tempdir().unwrap();
-        let target = outside.path().join("target.json");
-        symlink(&target, dir.path().join("link.json")).unwrap();
-        assert!(matches!(
-            publish(&folder, "d.tmp", "link.json", b"{}", false),
-            Err(PublishError::Link(ErrorCode::Exist))
-        ));
-        assert!(!target.exists(), "the dangling link was followed");
-
-        // Names that are not single names: refused before anything is written.
-        for name in ["", ".", "..", "../escape.json", "inner/b.json", "a\0.json"] {
-            assert!(
-                matches!(
-                    publish(&folder, "e.tmp", name, b"{}", false),
-                    Err(PublishError::Link(ErrorCode::Invalid))
-                ),
-                "{name:?}"
+            // The temporary name taken: whatever holds it is left as it
+            // was; only the named way needs that name.
+            std::fs::write(dir.path().join("c.tmp"), "someone's").unwrap();
+            let published = publish_by(named, &folder, "c.tmp", "c.json", b"[]");
+            if named {
+                assert!(matches!(
+                    published,
+                    Err(PublishError::Write(ErrorCode::Exist))
+                ));
+                assert_eq!(names_in(dir.path()), ["a.json", "c.tmp"]);
+            } else {
+                published.unwrap();
+                assert_eq!(names_in(dir.path()), ["a.json", "c.json", "c.tmp"]);
+                std::fs::remove_file(dir.path().join("c.json")).unwrap();
+            }
+            assert_eq!(
+                std::fs::read(dir.path().join("c.tmp")).unwrap(),
+                b"someone's"
             );
-            assert!(
-                matches!(
-                    publish(&folder, name, "e.json", b"{}", false),
-                    Err(PublishError::Write(ErrorCode::Invalid))
-                ),
-                "{name:?}"
-            );
+
+            // A link under the final name is a taken name, never followed.
+            let outside = tempfile::tempdir().unwrap();
+            let target = outside.path().join("target.json");
+            symlink(&target, dir.path().join("link.json")).unwrap();
+            assert!(matches!(
+                publish_by(named, &folder, "d.tmp", "link.json", b"{}"),
+                Err(PublishError::Link(ErrorCode::Exist))
+            ));
+            assert!(!target.exists(), "the dangling link was followed");
+
+            // Names that are not single names: refused before anything is written.
+            for name in ["", ".", "..", "../escape.json", "inner/b.json", "a\0.json"] {
+                assert!(
+                    matches!(
+                        publish_by(named, &folder, "e.tmp", name, b"{}"),
+                        Err(PublishError::Link(ErrorCode::Invalid))
+                    ),
+                    "{name:?}"
+                );
+                assert!(
+                    matches!(
+                        publish_by(named, &folder, name, "e.json", b"{}"),
+                        Err(PublishError::Write(ErrorCode::Invalid))
+                    ),
+                    "{name:?}"
+                );
+            }
+            assert_eq!(names_in(dir.path()), ["a.json", "c.tmp", "link.json"]);
+            assert!(!dir.path().parent().unwrap().join("escape.json").exists());
         }
-        assert_eq!(names_in(dir.path()), ["a.json", "c.tmp", "link.json"]);
-        assert!(!dir.path().parent().unwrap().join("escape.json").exists());
     }
 
     #[test]

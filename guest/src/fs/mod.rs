@@ -17,6 +17,8 @@ use std::time::SystemTime;
 #[cfg(test)]
 pub(crate) mod mem_fs;
 mod std_fs;
+#[cfg(target_os = "linux")]
+pub mod unnamed;
 #[cfg(target_family = "wasm")]
 mod wasi_fs;
 
@@ -84,6 +86,38 @@ fn collect_entries(fs: &impl FileSystem, dir: &str) -> io::Result<Vec<DirEntry>>
     Ok(entries)
 }
 
+/// [`FileSystem::publish`] through a temporary name, with the backend's
+/// own calls; a backend that can publish with fewer calls does so first.
+fn publish_named(
+    fs: &(impl FileSystem + ?Sized),
+    dir: &str,
+    temporary: &str,
+    name: &str,
+    bytes: &[u8],
+    durable: bool,
+) -> Result<(), PublishError> {
+    match fs.folder_kind(dir) {
+        Ok(EntryKind::Dir) => {}
+        Ok(_) => {
+            return Err(PublishError::Folder(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{dir} is not a folder"),
+            )));
+        }
+        Err(e) => return Err(PublishError::Folder(e)),
+    }
+    let temporary = [dir, "/", temporary].concat();
+    fs.write_new(&temporary, bytes, durable)
+        .map_err(PublishError::Write)?;
+    let linked = fs.link(&temporary, &[dir, "/", name].concat());
+    let _ = fs.remove_file(&temporary);
+    linked.map_err(PublishError::Link)?;
+    if durable {
+        fs.sync_dir(dir).map_err(PublishError::Flush)?;
+    }
+    Ok(())
+}
+
 /// Operations the queue needs, relative to the queue's root.
 pub trait FileSystem {
     /// Lists a directory. Names that are not UTF-8 are skipped: no valid
@@ -127,7 +161,9 @@ pub trait FileSystem {
     /// a symbolic link to one): writes `bytes` to the new file
     /// `dir/temporary` (as `write_new`), links it as `name`, which never
     /// replaces anything, then removes `temporary`, whether the link was
-    /// made or not. With `durable`, the file and the folder are flushed, so
+    /// made or not. A backend that can make a file with no name (Linux's
+    /// `O_TMPFILE`, see [`unnamed`]) writes that instead and links it as
+    /// `name`: then `temporary` is not used. With `durable`, the file and the folder are flushed, so
     /// the new name is on disk too. A temporary name that cannot be removed
     /// after the link is left for cleanup.
     ///
@@ -141,26 +177,7 @@ pub trait FileSystem {
         bytes: &[u8],
         durable: bool,
     ) -> Result<(), PublishError> {
-        match self.folder_kind(dir) {
-            Ok(EntryKind::Dir) => {}
-            Ok(_) => {
-                return Err(PublishError::Folder(io::Error::new(
-                    io::ErrorKind::NotADirectory,
-                    format!("{dir} is not a folder"),
-                )));
-            }
-            Err(e) => return Err(PublishError::Folder(e)),
-        }
-        let temporary = [dir, "/", temporary].concat();
-        self.write_new(&temporary, bytes, durable)
-            .map_err(PublishError::Write)?;
-        let linked = self.link(&temporary, &[dir, "/", name].concat());
-        let _ = self.remove_file(&temporary);
-        linked.map_err(PublishError::Link)?;
-        if durable {
-            self.sync_dir(dir).map_err(PublishError::Flush)?;
-        }
-        Ok(())
+        publish_named(self, dir, temporary, name, bytes, durable)
     }
     /// Renames a file or directory. Callers only rename to names that no
     /// other file can have, so this never replaces anything.

@@ -125,6 +125,42 @@ impl FileSystem for StdFs {
         Ok(())
     }
 
+    /// The same system calls as the `fmes` host's `publish`: the folder
+    /// opened (never through a symbolic link), an unnamed file written in it
+    /// and linked under its name; through the temporary name where this
+    /// system has no unnamed files.
+    #[cfg(target_os = "linux")]
+    fn publish(
+        &self,
+        dir: &str,
+        temporary: &str,
+        name: &str,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<(), super::PublishError> {
+        use super::PublishError;
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let c_name = match std::ffi::CString::new(name) {
+            Ok(c_name) if !name.contains('/') => c_name,
+            _ => {
+                return Err(PublishError::Link(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{name:?} is not a file name"),
+                )));
+            }
+        };
+        let folder = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(self.path(dir))
+            .map_err(PublishError::Folder)?;
+        match super::unnamed::publish(folder.as_fd(), &c_name, bytes, durable) {
+            Some(published) => published,
+            None => super::publish_named(self, dir, temporary, name, bytes, durable),
+        }
+    }
+
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         std::fs::rename(self.path(from), self.path(to))
     }

@@ -137,7 +137,7 @@ fn to_io(code: ErrorCode) -> io::Error {
     // WASI's texts read "Permission denied, similar to `EACCES` in POSIX.":
     // the user wants the first part, as a native error would say it.
     let text = code.message();
-    let short = text.split(", similar to").next().unwrap_or(&text);
+    let short = text.split(", similar to").next().unwrap_or(text);
     io::Error::new(kind, short.trim_end_matches('.').to_string())
 }
 

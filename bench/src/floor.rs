@@ -29,9 +29,10 @@ const MESSAGE: &[u8] = br#"{
 "#;
 
 /// `n` crash-safe sends into `mailbox` (an empty folder, opened once): each
-/// one a new temporary file created exclusively, written and closed, linked
-/// under its final name (which never replaces a file) and unlinked. The
-/// Python writer instead renames, which may replace another message.
+/// one a new unnamed file (`O_TMPFILE`) written, linked under its final name
+/// (which never replaces a file) and closed. The portable way, a temporary
+/// name linked or renamed and then removed, makes two more changes to the
+/// folder; the Python writer renames, which may replace another message.
 pub fn sends(mailbox: &Path, n: usize) -> Result<Duration> {
     let start = Instant::now();
     let folder = rustix::fs::open(
@@ -39,33 +40,27 @@ pub fn sends(mailbox: &Path, n: usize) -> Result<Duration> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mut temporary = Vec::new();
     let mut name = Vec::new();
     for i in 0..n {
-        temporary.clear();
-        write!(temporary, "{i}.tmp\0")?;
         name.clear();
         write!(name, "{i}.json\0")?;
-        let temporary = CStr::from_bytes_with_nul(&temporary)?;
         let file = rustix::fs::openat(
             &folder,
-            temporary,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            c".",
+            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         )?;
         let mut written = 0;
         while written < MESSAGE.len() {
             written += rustix::io::write(&file, &MESSAGE[written..])?;
         }
-        drop(file);
         rustix::fs::linkat(
-            &folder,
-            temporary,
+            &file,
+            c"",
             &folder,
             CStr::from_bytes_with_nul(&name)?,
-            AtFlags::empty(),
+            AtFlags::EMPTY_PATH,
         )?;
-        rustix::fs::unlinkat(&folder, temporary, AtFlags::empty())?;
     }
     Ok(start.elapsed())
 }

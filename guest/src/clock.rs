@@ -38,38 +38,31 @@ impl UtcNanos {
     /// The format's `timestamp` field: `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn timestamp(self) -> String {
         let (c, _) = self.split();
-        let mut text = String::with_capacity(20);
-        push_digits(&mut text, c.year, 4);
-        text.push('-');
-        push_digits(&mut text, c.month, 2);
-        text.push('-');
-        push_digits(&mut text, c.day, 2);
-        text.push('T');
-        push_digits(&mut text, c.hour, 2);
-        text.push(':');
-        push_digits(&mut text, c.minute, 2);
-        text.push(':');
-        push_digits(&mut text, c.second, 2);
-        text.push('Z');
-        text
+        // Digits written into a fixed layout, checked as text once: a send
+        // makes two of these and one `name_stamp`.
+        let mut text = *b"0000-00-00T00:00:00Z";
+        put_digits(&mut text[0..4], c.year);
+        put_digits(&mut text[5..7], c.month);
+        put_digits(&mut text[8..10], c.day);
+        put_digits(&mut text[11..13], c.hour);
+        put_digits(&mut text[14..16], c.minute);
+        put_digits(&mut text[17..19], c.second);
+        String::from_utf8(text.to_vec()).expect("ASCII digits")
     }
 
     /// The stamp in fmes file names: `YYYYmmdd_HHMMSS.nnnnnnnnnZ`. It starts
     /// like the Python writer's `YYYYmmdd_HHMMSS` and sorts byte-wise in time order.
     pub fn name_stamp(self) -> String {
         let (c, nanos) = self.split();
-        let mut text = String::with_capacity(26);
-        push_digits(&mut text, c.year, 4);
-        push_digits(&mut text, c.month, 2);
-        push_digits(&mut text, c.day, 2);
-        text.push('_');
-        push_digits(&mut text, c.hour, 2);
-        push_digits(&mut text, c.minute, 2);
-        push_digits(&mut text, c.second, 2);
-        text.push('.');
-        push_digits(&mut text, nanos, 9);
-        text.push('Z');
-        text
+        let mut text = *b"00000000_000000.000000000Z";
+        put_digits(&mut text[0..4], c.year);
+        put_digits(&mut text[4..6], c.month);
+        put_digits(&mut text[6..8], c.day);
+        put_digits(&mut text[9..11], c.hour);
+        put_digits(&mut text[11..13], c.minute);
+        put_digits(&mut text[13..15], c.second);
+        put_digits(&mut text[16..25], nanos);
+        String::from_utf8(text.to_vec()).expect("ASCII digits")
     }
 
     /// Parses a `timestamp` field.
@@ -235,6 +228,15 @@ pub fn next_send_time(now: SystemTime) -> UtcNanos {
 /// digits if it has more), as `format!("{value:0width$}")` does, without
 /// the formatting machinery (a send formats two stamps). 32 bits: in wasm a
 /// 64-bit division by a constant stays a division, several times slower.
+/// The last `out.len()` decimal digits of `value` into `out`, zero-padded
+/// (a year before 2262 has four, and every other part of a stamp its width).
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
 pub(crate) fn push_digits(text: &mut String, value: u32, width: usize) {
     const ZEROS: &str = "0000000000";
     let mut digits = [b'0'; 10];

@@ -24,7 +24,7 @@ use wasmtime_wasi::filesystem::{Descriptor, Dir, OpenMode};
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
 
 use crate::listing::error_code;
-use crate::reads::single_name;
+use crate::reads::{check_name, single_name};
 
 /// The interface this module implements.
 const FOLDERS: &str = "fmes:queue/folders@0.1.0";
@@ -73,12 +73,11 @@ pub(crate) fn open_folder(parent: &impl AsFd, path: &str) -> Result<OwnedFd, Err
     // Every part a single name: checked here, so that neither way of
     // opening below ever sees `..`, an absolute path or an empty part.
     for part in path.split('/') {
-        single_name(part)?;
+        check_name(part)?;
     }
-    let c_path = CString::new(path).map_err(|_| ErrorCode::Invalid)?;
     match rustix::fs::openat2(
         parent.as_fd(),
-        &c_path,
+        path,
         FOLDER_FLAGS,
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,

@@ -80,10 +80,18 @@ fn read_files(folder: &Arc<std::fs::File>, names: &[String], cap: u64) -> Vec<Fi
 /// `name` for a system call, if it is one name inside a folder: nothing to
 /// resolve, nothing to leave the folder by.
 pub(crate) fn single_name(name: &str) -> Result<CString, ErrorCode> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+    check_name(name)?;
+    CString::new(name).map_err(|_| ErrorCode::Invalid)
+}
+
+/// Checks that `name` is one name inside a folder, as `single_name` does,
+/// without making a copy for the system call: rustix takes a `&str` (onto
+/// its stack), and a send checks several names.
+pub(crate) fn check_name(name: &str) -> Result<(), ErrorCode> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
         return Err(ErrorCode::Invalid);
     }
-    CString::new(name).map_err(|_| ErrorCode::Invalid)
+    Ok(())
 }
 
 fn read_file(folder: &Arc<std::fs::File>, name: &str, cap: u64) -> FileRead {

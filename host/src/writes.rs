@@ -27,7 +27,7 @@ use fmes_queue::fs::{self as queue_fs, unnamed};
 use crate::bindings::fmes::queue::writes::PublishError;
 use crate::folders::open_folder;
 use crate::listing::error_code;
-use crate::reads::single_name;
+use crate::reads::{check_name, single_name};
 
 /// The interface this module implements.
 const WRITES: &str = "fmes:queue/writes@0.1.0";
@@ -80,7 +80,7 @@ fn writable_folder(descriptor: &Descriptor) -> Result<&Arc<std::fs::File>, Error
 /// The folder `name` (a single name: a mailbox) inside `parent`, opened
 /// as `folders` opens one: never through a symbolic link.
 fn open_mailbox(parent: &impl AsFd, name: &str) -> Result<OwnedFd, ErrorCode> {
-    single_name(name)?;
+    check_name(name)?;
     open_folder(parent, name)
 }
 
@@ -97,7 +97,7 @@ fn publish(
 ) -> Result<(), PublishError> {
     // Checked before anything is written, so a bad final name leaves nothing.
     let c_name = single_name(name).map_err(PublishError::Link)?;
-    let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
+    check_name(temporary).map_err(PublishError::Write)?;
     if let Some(published) = unnamed::publish(folder.as_fd(), &c_name, contents, durable) {
         return published.map_err(|e| match e {
             queue_fs::PublishError::Folder(e) => PublishError::Folder(io_error_code(&e)),
@@ -106,6 +106,7 @@ fn publish(
             queue_fs::PublishError::Flush(e) => PublishError::Flush(io_error_code(&e)),
         });
     }
+    let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
     publish_named(folder, &c_temporary, &c_name, contents, durable)
 }
 

@@ -224,10 +224,6 @@ pub fn next_send_time(now: SystemTime) -> UtcNanos {
     UtcNanos(next)
 }
 
-/// Appends `value` in decimal, zero-padded to `width` digits (all of its
-/// digits if it has more), as `format!("{value:0width$}")` does, without
-/// the formatting machinery (a send formats two stamps). 32 bits: in wasm a
-/// 64-bit division by a constant stays a division, several times slower.
 /// The last `out.len()` decimal digits of `value` into `out`, zero-padded
 /// (a year before 2262 has four, and every other part of a stamp its width).
 fn put_digits(out: &mut [u8], mut value: u32) {
@@ -237,6 +233,10 @@ fn put_digits(out: &mut [u8], mut value: u32) {
     }
 }
 
+/// Appends `value` in decimal, zero-padded to `width` digits (all of its
+/// digits if it has more), as `format!("{value:0width$}")` does, without
+/// the formatting machinery (a send formats two stamps). 32 bits: in wasm a
+/// 64-bit division by a constant stays a division, several times slower.
 pub(crate) fn push_digits(text: &mut String, value: u32, width: usize) {
     const ZEROS: &str = "0000000000";
     let mut digits = [b'0'; 10];

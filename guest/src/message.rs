@@ -4,7 +4,6 @@
 use std::collections::BinaryHeap;
 use std::marker::PhantomData;
 
-use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -44,32 +43,45 @@ impl NewMessage<'_> {
     /// when given, laid out as the Python writer does (two-space indent),
     /// with a final newline.
     pub fn stored_text(&self, fmes_file: Option<&str>) -> Result<String, serde_json::Error> {
-        /// The stored object, written straight from borrowed fields (no map
-        /// to build and hash first).
-        #[derive(Serialize)]
-        struct Stored<'a> {
-            id: &'a str,
-            from: &'a str,
-            to: &'a str,
-            #[serde(rename = "type")]
-            message_type: &'a str,
-            priority: u8,
-            timestamp: &'a str,
-            payload: &'a Value,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            fmes_file: Option<&'a str>,
+        // Written field by field, as serde_json lays out the whole object
+        // (`to_string_pretty`, which the tests compare it with): serde's
+        // machinery for a struct costs more than the rest of a send's text,
+        // most of all in wasm. Only the payload goes through serde.
+        let payload = serde_json::to_string_pretty(&self.payload)?;
+        let mut text = String::with_capacity(
+            150 + self.id.len()
+                + self.from.len()
+                + self.to.len()
+                + self.message_type.len()
+                + payload.len()
+                + fmes_file.map_or(0, |file| file.len() + 20),
+        );
+        text.push_str("{\n  \"id\": ");
+        push_json_string(&mut text, &self.id);
+        text.push_str(",\n  \"from\": ");
+        push_json_string(&mut text, self.from);
+        text.push_str(",\n  \"to\": ");
+        push_json_string(&mut text, self.to);
+        text.push_str(",\n  \"type\": ");
+        push_json_string(&mut text, self.message_type);
+        text.push_str(",\n  \"priority\": ");
+        crate::clock::push_digits(&mut text, self.priority.into(), 1);
+        text.push_str(",\n  \"timestamp\": ");
+        push_json_string(&mut text, &self.sent.timestamp());
+        text.push_str(",\n  \"payload\": ");
+        // One level deeper than on its own. A newline in the payload's text
+        // is always layout: inside a string it is escaped.
+        for (i, line) in payload.split('\n').enumerate() {
+            if i > 0 {
+                text.push_str("\n  ");
+            }
+            text.push_str(line);
         }
-        let mut text = serde_json::to_string_pretty(&Stored {
-            id: &self.id,
-            from: self.from,
-            to: self.to,
-            message_type: self.message_type,
-            priority: self.priority,
-            timestamp: &self.sent.timestamp(),
-            payload: &self.payload,
-            fmes_file,
-        })?;
-        text.push('\n');
+        if let Some(file) = fmes_file {
+            text.push_str(",\n  \"fmes_file\": ");
+            push_json_string(&mut text, file);
+        }
+        text.push_str("\n}\n");
         Ok(text)
     }
 
@@ -105,6 +117,17 @@ impl NewMessage<'_> {
         }
         name.push_str(".json");
         name
+    }
+}
+
+/// `value` as a JSON string, escaped as serde_json escapes it.
+fn push_json_string(text: &mut String, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        text.push('"');
+        text.push_str(value);
+        text.push('"');
+    } else {
+        text.push_str(&Value::from(value).to_string());
     }
 }
 
@@ -571,6 +594,34 @@ mod tests {
         let mut expected = serde_json::to_string_pretty(&object).unwrap();
         expected.push('\n');
         assert_eq!(new.stored_text(Some("5_x.json")).unwrap(), expected);
+
+        // Payloads of every shape, and strings that need escapes.
+        let payloads = [
+            serde_json::json!(null),
+            serde_json::json!(7),
+            serde_json::json!(-1.5e300),
+            serde_json::json!("line\nbreak \"quoted\" back\\slash \u{1} é"),
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::json!({"a": [], "b": {}, "c": [1, {"d": [true, false]}], "e": {"f": "g\n"}}),
+            serde_json::json!([[["deep"]], {"x\ny": 1}]),
+        ];
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let mut new = new_message(9, UtcNanos(1_700_000_000_000_000_000));
+            new.payload = payload;
+            if i % 2 == 1 {
+                new.id = "tab\there \"and\" \\".into();
+                new.from = "é\u{7f}";
+            }
+            let file = (i % 3 == 0).then_some("5_\"x\".json");
+            let mut object = new.to_object();
+            if let Some(file) = file {
+                object["fmes_file"] = Value::from(file);
+            }
+            let mut expected = serde_json::to_string_pretty(&object).unwrap();
+            expected.push('\n');
+            assert_eq!(new.stored_text(file).unwrap(), expected, "payload {i}");
+        }
     }
 
     #[test]

@@ -584,7 +584,7 @@ impl<F: FileSystem> Queue<F> {
         let file = loop {
             attempt += 1;
             let file = new.file_name(&self.unique_part());
-            let temporary = [file.trim_end_matches(".json"), ".tmp"].concat();
+            let temporary = [file.strip_suffix(".json").unwrap_or(&file), ".tmp"].concat();
             match self.fs.publish(
                 mailbox,
                 &temporary,
@@ -875,12 +875,17 @@ pub(crate) fn uuid_v4() -> String {
     let mut b = random_bytes::<16>();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut id = String::with_capacity(36);
-    for group in [&b[0..4], &b[4..6], &b[6..8], &b[8..10], &b[10..16]] {
-        if !id.is_empty() {
-            id.push('-');
+    // Written into a fixed layout and checked as text once.
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut id = *b"00000000-0000-0000-0000-000000000000";
+    let mut at = 0;
+    for (i, byte) in b.into_iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
         }
-        push_hex(&mut id, group);
+        id[at] = DIGITS[usize::from(byte >> 4)];
+        id[at + 1] = DIGITS[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    id
+    String::from_utf8(id.to_vec()).expect("hex digits")
 }

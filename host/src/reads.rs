@@ -88,7 +88,8 @@ pub(crate) fn single_name(name: &str) -> Result<CString, ErrorCode> {
 /// without making a copy for the system call: rustix takes a `&str` (onto
 /// its stack), and a send checks several names.
 pub(crate) fn check_name(name: &str) -> Result<(), ErrorCode> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+    // Bytes, not a `char` pattern, which is several times slower.
+    if name.is_empty() || name == "." || name == ".." || name.bytes().any(|b| b == b'/' || b == 0) {
         return Err(ErrorCode::Invalid);
     }
     Ok(())

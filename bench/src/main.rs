@@ -21,13 +21,52 @@ mod floor;
 
 const RUNS: usize = 5;
 
-fn main() -> Result<()> {
+const USAGE: &str = "\
+Runs every row of BENCHMARKS.md side by side and prints the tables.
+
+Usage: fmes-bench [--quick] [--only WORD]
+
+  --quick       a tenth of the messages (a check that it runs, not figures)
+  --only WORD   only the rows whose label contains WORD (e.g. send, peek)
+  -h, --help    this text
+
+Messages are written under $TMPDIR (TMPDIR=/dev/shm measures on tmpfs).
+";
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     // The native binary of the CLI row: start, count one mailbox, exit.
     if args.get(1).map(String::as_str) == Some("native-peek") {
         let queue = Queue::new(StdFs::new(args[2].clone()));
         println!("{}", queue.peek(&args[3])?);
         return Ok(());
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    // Refuse what it does not know rather than run ten minutes ignoring it.
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => {}
+            "--only" => {
+                if rest.next().is_none() {
+                    bail!("--only needs a word of a row's label (try --help)");
+                }
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
     }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only WORD`: the rows whose label contains WORD (to profile one).

@@ -37,9 +37,13 @@ impl UtcNanos {
 
     /// The format's `timestamp` field: `YYYY-MM-DDTHH:MM:SSZ`.
     pub fn timestamp(self) -> String {
+        String::from_utf8(self.timestamp_bytes().to_vec()).expect("ASCII digits")
+    }
+
+    /// [`Self::timestamp`] in a fixed layout, for writers that copy it
+    /// straight into a larger text (no allocation of its own).
+    pub fn timestamp_bytes(self) -> [u8; 20] {
         let (c, _) = self.split();
-        // Digits written into a fixed layout, checked as text once: a send
-        // makes two of these and one `name_stamp`.
         let mut text = *b"0000-00-00T00:00:00Z";
         put_digits(&mut text[0..4], c.year);
         put_digits(&mut text[5..7], c.month);
@@ -47,12 +51,17 @@ impl UtcNanos {
         put_digits(&mut text[11..13], c.hour);
         put_digits(&mut text[14..16], c.minute);
         put_digits(&mut text[17..19], c.second);
-        String::from_utf8(text.to_vec()).expect("ASCII digits")
+        text
     }
 
     /// The stamp in fmes file names: `YYYYmmdd_HHMMSS.nnnnnnnnnZ`. It starts
     /// like the Python writer's `YYYYmmdd_HHMMSS` and sorts byte-wise in time order.
     pub fn name_stamp(self) -> String {
+        String::from_utf8(self.name_stamp_bytes().to_vec()).expect("ASCII digits")
+    }
+
+    /// [`Self::name_stamp`] in a fixed layout (no allocation of its own).
+    pub fn name_stamp_bytes(self) -> [u8; 26] {
         let (c, nanos) = self.split();
         let mut text = *b"00000000_000000.000000000Z";
         put_digits(&mut text[0..4], c.year);
@@ -62,7 +71,7 @@ impl UtcNanos {
         put_digits(&mut text[11..13], c.minute);
         put_digits(&mut text[13..15], c.second);
         put_digits(&mut text[16..25], nanos);
-        String::from_utf8(text.to_vec()).expect("ASCII digits")
+        text
     }
 
     /// Parses a `timestamp` field.

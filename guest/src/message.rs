@@ -46,43 +46,38 @@ impl NewMessage<'_> {
         // Written field by field, as serde_json lays out the whole object
         // (`to_string_pretty`, which the tests compare it with): serde's
         // machinery for a struct costs more than the rest of a send's text,
-        // most of all in wasm. Only the payload goes through serde.
-        let payload = serde_json::to_string_pretty(&self.payload)?;
-        let mut text = String::with_capacity(
-            150 + self.id.len()
+        // most of all in wasm. Only the payload goes through serde, straight
+        // into the text. Bytes, checked as UTF-8 once at the end: serde
+        // writes bytes.
+        let mut text = Vec::with_capacity(
+            // The fixed text and a small payload; a big one grows it.
+            256 + self.id.len()
                 + self.from.len()
                 + self.to.len()
                 + self.message_type.len()
-                + payload.len()
                 + fmes_file.map_or(0, |file| file.len() + 20),
         );
-        text.push_str("{\n  \"id\": ");
+        text.extend_from_slice(b"{\n  \"id\": ");
         push_json_string(&mut text, &self.id);
-        text.push_str(",\n  \"from\": ");
+        text.extend_from_slice(b",\n  \"from\": ");
         push_json_string(&mut text, self.from);
-        text.push_str(",\n  \"to\": ");
+        text.extend_from_slice(b",\n  \"to\": ");
         push_json_string(&mut text, self.to);
-        text.push_str(",\n  \"type\": ");
+        text.extend_from_slice(b",\n  \"type\": ");
         push_json_string(&mut text, self.message_type);
-        text.push_str(",\n  \"priority\": ");
-        crate::clock::push_digits(&mut text, self.priority.into(), 1);
-        text.push_str(",\n  \"timestamp\": ");
-        push_json_string(&mut text, &self.sent.timestamp());
-        text.push_str(",\n  \"payload\": ");
-        // One level deeper than on its own. A newline in the payload's text
-        // is always layout: inside a string it is escaped.
-        for (i, line) in payload.split('\n').enumerate() {
-            if i > 0 {
-                text.push_str("\n  ");
-            }
-            text.push_str(line);
-        }
+        text.extend_from_slice(b",\n  \"priority\": ");
+        push_decimal(&mut text, self.priority);
+        text.extend_from_slice(b",\n  \"timestamp\": \"");
+        text.extend_from_slice(&self.sent.timestamp_bytes());
+        text.extend_from_slice(b"\",\n  \"payload\": ");
+        let mut nested = serde_json::Serializer::with_formatter(&mut text, NestedPretty::default());
+        serde::Serialize::serialize(&self.payload, &mut nested)?;
         if let Some(file) = fmes_file {
-            text.push_str(",\n  \"fmes_file\": ");
+            text.extend_from_slice(b",\n  \"fmes_file\": ");
             push_json_string(&mut text, file);
         }
-        text.push_str("\n}\n");
-        Ok(text)
+        text.extend_from_slice(b"\n}\n");
+        Ok(String::from_utf8(text).expect("text made of strings and serde_json's output"))
     }
 
     /// The stored JSON object, with fields in the format's order.
@@ -106,12 +101,13 @@ impl NewMessage<'_> {
     /// and a counter) only separates sends made in the same nanosecond.
     pub fn file_name(&self, unique: &str) -> String {
         // Pushed piece by piece: `format!` costs several times more in wasm.
-        let stamp = self.sent.name_stamp();
+        let stamp = self.sent.name_stamp_bytes();
+        let stamp = std::str::from_utf8(&stamp).expect("ASCII digits");
         let mut name = String::with_capacity(
             stamp.len() + self.from.len() + self.message_type.len() + unique.len() + 12,
         );
         crate::clock::push_digits(&mut name, self.priority.into(), 1);
-        for part in [stamp.as_str(), self.from, self.message_type, unique] {
+        for part in [stamp, self.from, self.message_type, unique] {
             name.push('_');
             name.push_str(part);
         }
@@ -120,14 +116,113 @@ impl NewMessage<'_> {
     }
 }
 
+/// serde_json's pretty layout (two-space indent) one level deep: a value's
+/// layout as a field of the stored object, written straight into its text.
+#[derive(Default)]
+struct NestedPretty {
+    /// Levels below the stored object's fields.
+    depth: usize,
+    /// Whether the array or object being written has an element yet.
+    has_value: bool,
+}
+
+impl NestedPretty {
+    fn new_line<W: ?Sized + std::io::Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        writer.write_all(b"\n  ")?;
+        for _ in 0..self.depth {
+            writer.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for NestedPretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        writer.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        // An empty array stays `[]`; `has_value` of an enclosing array is
+        // set again when this one, its element, ends.
+        if self.has_value {
+            self.new_line(writer)?;
+        }
+        writer.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if !first {
+            writer.write_all(b",")?;
+        }
+        self.new_line(writer)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        writer.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.new_line(writer)?;
+        }
+        writer.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.begin_array_value(writer, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
+/// `value` in decimal, as JSON writes a number.
+fn push_decimal(text: &mut Vec<u8>, value: u8) {
+    if value >= 100 {
+        text.push(b'0' + value / 100);
+    }
+    if value >= 10 {
+        text.push(b'0' + value / 10 % 10);
+    }
+    text.push(b'0' + value % 10);
+}
+
 /// `value` as a JSON string, escaped as serde_json escapes it.
-fn push_json_string(text: &mut String, value: &str) {
+fn push_json_string(text: &mut Vec<u8>, value: &str) {
     if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        text.push('"');
-        text.push_str(value);
-        text.push('"');
+        text.push(b'"');
+        text.extend_from_slice(value.as_bytes());
+        text.push(b'"');
     } else {
-        text.push_str(&Value::from(value).to_string());
+        serde_json::to_writer(text, value).expect("a string always serializes");
     }
 }
 
@@ -605,6 +700,7 @@ mod tests {
             serde_json::json!([]),
             serde_json::json!({"a": [], "b": {}, "c": [1, {"d": [true, false]}], "e": {"f": "g\n"}}),
             serde_json::json!([[["deep"]], {"x\ny": 1}]),
+            serde_json::json!([[], [[]], {"a": {}}, [{}], {"b": [[], {"c": {"d": [[[1]]]}}]}]),
         ];
         for (i, payload) in payloads.into_iter().enumerate() {
             let mut new = new_message(9, UtcNanos(1_700_000_000_000_000_000));

@@ -169,7 +169,7 @@ impl<F: FileSystem> Queue<F> {
 
     /// The part of a new file name that no other writer uses: the host and
     /// process tag, and this process's count of names made.
-    pub(crate) fn unique_part(&self) -> String {
+    pub(crate) fn unique_part(&self) -> UniquePart {
         static RANDOM_ORIGIN: OnceLock<u32> = OnceLock::new();
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let origin = match self.options.origin {
@@ -177,10 +177,10 @@ impl<F: FileSystem> Queue<F> {
             origin => origin,
         };
         let count = COUNTER.fetch_add(1, Ordering::Relaxed) as u16;
-        let mut unique = String::with_capacity(12);
-        push_hex(&mut unique, &origin.to_be_bytes());
-        push_hex(&mut unique, &count.to_be_bytes());
-        unique
+        let mut unique = [0u8; 12];
+        put_hex(&mut unique[..8], &origin.to_be_bytes());
+        put_hex(&mut unique[8..], &count.to_be_bytes());
+        UniquePart(unique)
     }
 
     /// Flushes a directory's entries when durable.
@@ -583,7 +583,7 @@ impl<F: FileSystem> Queue<F> {
         let mut attempt = 0;
         let file = loop {
             attempt += 1;
-            let file = new.file_name(&self.unique_part());
+            let file = new.file_name(self.unique_part().as_str());
             let temporary = [file.strip_suffix(".json").unwrap_or(&file), ".tmp"].concat();
             match self.fs.publish(
                 mailbox,
@@ -643,7 +643,7 @@ impl<F: FileSystem> Queue<F> {
         self.ensure_dir(IDS_PARENT)?;
         self.ensure_dir(IDS_DIR)?;
         let marker = format!("{IDS_DIR}/{id}");
-        let file = new.file_name(&self.unique_part());
+        let file = new.file_name(self.unique_part().as_str());
         let text = stored_text(new, Some(&file))?;
         let (message, mailbox) =
             match self
@@ -863,10 +863,29 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 /// `format!("{b:02x}")` gives, without the formatting machinery, which a
 /// send would otherwise run 20 times (it costs several times more in wasm).
 pub(crate) fn push_hex(text: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// `bytes` in lower-case hex into `out`, which holds two digits a byte.
+fn put_hex(out: &mut [u8], bytes: &[u8]) {
+    for (digits, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        digits[0] = HEX_DIGITS[usize::from(byte >> 4)];
+        digits[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
+    }
+}
+
+/// [`Queue::unique_part`]: twelve hex digits, kept off the heap (a send
+/// makes one and copies it into the file name).
+pub(crate) struct UniquePart([u8; 12]);
+
+impl UniquePart {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits")
     }
 }
 
@@ -876,16 +895,11 @@ pub(crate) fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     // Written into a fixed layout and checked as text once.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut id = *b"00000000-0000-0000-0000-000000000000";
-    let mut at = 0;
-    for (i, byte) in b.into_iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        id[at] = DIGITS[usize::from(byte >> 4)];
-        id[at + 1] = DIGITS[usize::from(byte & 0x0f)];
-        at += 2;
-    }
+    put_hex(&mut id[0..8], &b[0..4]);
+    put_hex(&mut id[9..13], &b[4..6]);
+    put_hex(&mut id[14..18], &b[6..8]);
+    put_hex(&mut id[19..23], &b[8..10]);
+    put_hex(&mut id[24..36], &b[10..16]);
     String::from_utf8(id.to_vec()).expect("hex digits")
 }

@@ -324,8 +324,8 @@ fn unique_parts_are_the_origin_and_a_count_in_hex() {
             ..Default::default()
         },
     );
-    let first = queue.unique_part();
-    let second = queue.unique_part();
+    let (first, second) = (queue.unique_part(), queue.unique_part());
+    let (first, second) = (first.as_str(), second.as_str());
     assert!(
         first.starts_with("00abcdef") && second.starts_with("00abcdef"),
         "{first}"
@@ -333,7 +333,7 @@ fn unique_parts_are_the_origin_and_a_count_in_hex() {
     assert_eq!(first.len(), 12);
     let count = |part: &str| u16::from_str_radix(&part[8..], 16).unwrap();
     // Other tests make names in parallel: later, not necessarily next.
-    assert_ne!(count(&first), count(&second));
+    assert_ne!(count(first), count(second));
 }
 
 /// A file system on which another process makes `raced` (a folder, or a

@@ -560,12 +560,12 @@ fn watch_latency(fmes_bin: &Path, n: usize) -> Result<(Duration, Duration)> {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let result = (|| {
         // The first message shows that the watcher is up.
-        queue.send(&SendRequest::new("bench", "sink", "\"ready\""))?;
+        queue.send(SendRequest::new("bench", "sink", "\"ready\""))?;
         lines.next().context("the watcher printed nothing")??;
         let mut latencies = Vec::with_capacity(n);
         for i in 0..n {
             let start = Instant::now();
-            queue.send(&SendRequest::new("bench", "sink", i.to_string()))?;
+            queue.send(SendRequest::new("bench", "sink", i.to_string()))?;
             lines.next().context("the watcher stopped")??;
             latencies.push(start.elapsed());
             // Apart, so each is a change of its own, as agents send.
@@ -715,7 +715,7 @@ fn native_sends(n: usize, durable: bool) -> Result<Duration> {
     );
     let start = Instant::now();
     for i in 0..n {
-        queue.send(&SendRequest::new(
+        queue.send(SendRequest::new(
             "bench",
             "sink",
             format!("{{\"seq\": {i}}}"),
@@ -782,7 +782,7 @@ fn filled_comm(n: usize) -> Result<(RunFolder, PathBuf)> {
         },
     );
     for i in 0..n {
-        queue.send(&SendRequest::new(
+        queue.send(SendRequest::new(
             "bench",
             "sink",
             format!("{{\"seq\": {i}}}"),

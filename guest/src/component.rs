@@ -150,7 +150,7 @@ impl messages::Guest for Component {
             max_payload_bytes: request.max_payload_bytes,
             id: request.id,
         };
-        Ok(queue()?.send(&request)?.into())
+        Ok(queue()?.send(request)?.into())
     }
 
     fn broadcast(

@@ -1119,7 +1119,7 @@ impl Harness {
     }
 
     fn send(&mut self, request: SendRequest) {
-        let got = self.queue.send(&request);
+        let got = self.queue.send(request.clone());
         let what = format!("send({request:?})");
         let (from, to, payload) = (&request.from, &request.to, &request.payload);
         let ty = request.message_type.as_deref().unwrap_or("TASK");

@@ -32,7 +32,7 @@ fn mixed_mailbox() -> (tempfile::TempDir, Queue<StdFs>) {
         let mut request = SendRequest::new("a", "b", format!("{{\"seq\": {i}}}"));
         request.priority = Some([5, 2, 9][i as usize % 3]);
         request.message_type = Some(if i % 4 == 0 { "REPORT" } else { "TASK" }.into());
-        q.send(&request).unwrap();
+        q.send(request).unwrap();
     }
     python_file(
         &mailbox,
@@ -161,7 +161,7 @@ fn pages_put_together_are_what_receive_reads() {
 fn six_sent() -> (tempfile::TempDir, Queue<StdFs>, Vec<Message>) {
     let (dir, q) = setup();
     let sent = (0..6)
-        .map(|i| q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap())
+        .map(|i| q.send(SendRequest::new("a", "b", format!("{i}"))).unwrap())
         .collect();
     (dir, q, sent)
 }
@@ -174,7 +174,7 @@ fn a_reading_sees_what_arrives_after_its_place_and_skips_what_left() {
     let first = q.receive_page("b", None, 2, None, &mut cache).unwrap();
     assert_eq!(files(&first.messages), files(&sent[..2]));
     q.archive("b", &sent[2].file).unwrap();
-    let late = q.send(&SendRequest::new("a", "b", "\"late\"")).unwrap();
+    let late = q.send(SendRequest::new("a", "b", "\"late\"")).unwrap();
     let mut rest = Vec::new();
     let mut after = first.next;
     while let Some(position) = after {
@@ -224,8 +224,8 @@ fn an_empty_mailbox_is_one_page_with_nothing_next() {
     assert!(page.messages.is_empty() && page.malformed.is_empty());
     assert_eq!(page.next, None);
     // A limit of 0 reads one message rather than never moving on.
-    q.send(&SendRequest::new("a", "b", "1")).unwrap();
-    q.send(&SendRequest::new("a", "b", "2")).unwrap();
+    q.send(SendRequest::new("a", "b", "1")).unwrap();
+    q.send(SendRequest::new("a", "b", "2")).unwrap();
     let page = q
         .receive_page("b", None, 0, None, &mut ReadingCache::new())
         .unwrap();
@@ -255,8 +255,8 @@ fn a_position_is_checked_like_any_file_name() {
 fn one_cache_serves_readings_of_several_mailboxes() {
     let (_dir, q) = setup();
     for i in 0..5 {
-        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
-        q.send(&SendRequest::new("b", "a", format!("{i}"))).unwrap();
+        q.send(SendRequest::new("a", "b", format!("{i}"))).unwrap();
+        q.send(SendRequest::new("b", "a", format!("{i}"))).unwrap();
     }
     let mut cache = ReadingCache::new();
     let b1 = q.receive_page("b", None, 2, None, &mut cache).unwrap();
@@ -340,7 +340,7 @@ fn readings_side_by_side_each_keep_their_keys() {
         for (from, to) in [("a", "b"), ("b", "a")] {
             let mut request = SendRequest::new(from, to, format!("{i}"));
             request.priority = Some([5, 1, 9][i as usize % 3]);
-            q.send(&request).unwrap();
+            q.send(request).unwrap();
         }
     }
     let counted = Queue::new(CountingFs::new(dir.path()));

@@ -255,7 +255,7 @@ impl<F: FileSystem> Queue<F> {
     }
 
     /// Writes one message; see the WIT `send`.
-    pub fn send(&self, request: &SendRequest) -> Result<Message, QueueError> {
+    pub fn send(&self, request: SendRequest) -> Result<Message, QueueError> {
         names::check_agent(&request.from)?;
         names::check_agent(&request.to)?;
         let message_type = request.message_type.as_deref().unwrap_or(DEFAULT_TYPE);
@@ -277,11 +277,28 @@ impl<F: FileSystem> Queue<F> {
             sent: next_send_time(SystemTime::now()),
             payload,
         };
-        match &request.id {
-            // The mailbox is checked by publishing in it.
-            None => self.publish(&names::mailbox_dir(&request.to), &new),
-            Some(id) => self.publish_once(&self.mailbox(&request.to)?, &new, id),
+        if let Some(id) = &request.id {
+            return self.publish_once(&self.mailbox(&request.to)?, &new, id);
         }
+        // The mailbox is checked by publishing in it.
+        let (text, file) = self.publish(&names::mailbox_dir(&request.to), &new)?;
+        let NewMessage {
+            id, sent, payload, ..
+        } = new;
+        // The request's own strings: no copies of them.
+        Ok(Message {
+            id,
+            from: request.from,
+            to: request.to,
+            message_type: request
+                .message_type
+                .unwrap_or_else(|| DEFAULT_TYPE.to_string()),
+            priority,
+            timestamp: sent.timestamp(),
+            payload: payload.to_string(),
+            file,
+            raw: text,
+        })
     }
 
     /// Sends a copy to every other agent; see the WIT `broadcast`.
@@ -310,7 +327,8 @@ impl<F: FileSystem> Queue<F> {
                 sent: next_send_time(SystemTime::now()),
                 payload: payload.clone(),
             };
-            sent.push(self.publish(&names::mailbox_dir(&agent), &new)?);
+            let (text, file) = self.publish(&names::mailbox_dir(&agent), &new)?;
+            sent.push(stored_message(&new, text, file));
         }
         Ok(sent)
     }
@@ -577,8 +595,8 @@ impl<F: FileSystem> Queue<F> {
 
     /// Writes a message under a temporary name, then gives it its final
     /// name with a hard link, which fails rather than replace a file; a
-    /// reader never sees a partial message.
-    fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<Message, QueueError> {
+    /// reader never sees a partial message. Returns its text and file name.
+    fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<(String, String), QueueError> {
         let text = stored_text(new, None)?;
         let mut attempt = 0;
         let file = loop {
@@ -620,7 +638,7 @@ impl<F: FileSystem> Queue<F> {
                 Err(PublishError::Flush(e)) => return Err(QueueError::io("flush", mailbox, e)),
             }
         };
-        Ok(stored_message(new, text, file))
+        Ok((text, file))
     }
 
     /// Sends a message with a caller-given id at most once.

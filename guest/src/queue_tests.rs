@@ -43,7 +43,7 @@ fn python_named_files_are_ordered_by_their_fields_among_fmes_files() {
         python_message(5, "2000-01-01T00:00:00Z", "\"early\""),
     )
     .unwrap();
-    let fmes = q.send(&SendRequest::new("a", "b", "\"fmes\"")).unwrap();
+    let fmes = q.send(SendRequest::new("a", "b", "\"fmes\"")).unwrap();
     std::fs::write(
         mailbox.join("1_20000101_000000_py_TASK.json"),
         python_message(1, "2000-01-01T00:00:00Z", "\"urgent\""),
@@ -110,7 +110,7 @@ fn concurrent_sends_from_threads_never_collide() {
             std::thread::spawn(move || {
                 let q = queue_in(&root);
                 for i in 0..250 {
-                    q.send(&SendRequest::new("a", "b", format!("[{t},{i}]")))
+                    q.send(SendRequest::new("a", "b", format!("[{t},{i}]")))
                         .unwrap();
                 }
             })
@@ -132,7 +132,7 @@ fn concurrent_sends_from_threads_never_collide() {
 fn racing_archivers_leave_exactly_one_archived_copy() {
     for _ in 0..20 {
         let (dir, q) = setup(&["a", "b"]);
-        let sent = q.send(&SendRequest::new("a", "b", "1")).unwrap();
+        let sent = q.send(SendRequest::new("a", "b", "1")).unwrap();
         let root = Arc::new(dir.path().to_path_buf());
         let results: Vec<Result<String, QueueError>> = (0..4)
             .map(|_| {
@@ -203,7 +203,7 @@ fn cleanup_of_an_empty_queue_and_a_vanished_mailbox() {
     let (dir, q) = setup(&["a", "b"]);
     assert_eq!(q.cleanup(Duration::ZERO).unwrap(), Default::default());
     std::fs::remove_dir(dir.path().join("To_A")).unwrap();
-    q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    q.send(SendRequest::new("a", "b", "1")).unwrap();
     let report = q.cleanup(Duration::ZERO).unwrap();
     assert_eq!(report.archived, 1);
 }
@@ -212,7 +212,7 @@ fn cleanup_of_an_empty_queue_and_a_vanished_mailbox() {
 fn an_unreadable_comm_is_an_error() {
     let q = queue_in(Path::new("/nonexistent/fmes/_COMM"));
     assert!(matches!(q.agents(), Err(QueueError::Io(ref m)) if m.contains("list _COMM")));
-    let err = q.send(&SendRequest::new("a", "b", "1")).unwrap_err();
+    let err = q.send(SendRequest::new("a", "b", "1")).unwrap_err();
     assert!(matches!(err, QueueError::Io(_)), "{err}");
 }
 
@@ -221,7 +221,7 @@ fn an_unreadable_comm_is_an_error() {
 fn ten_messages_after_two_bad_files() -> (tempfile::TempDir, Queue<StdFs>, Vec<crate::Message>) {
     let (dir, q) = setup(&["a", "b"]);
     let sent: Vec<_> = (0..10)
-        .map(|i| q.send(&SendRequest::new("a", "b", i.to_string())).unwrap())
+        .map(|i| q.send(SendRequest::new("a", "b", i.to_string())).unwrap())
         .collect();
     for bad in [
         "5_20000101_000000.000000000Z_a_TASK_000000000000.json",
@@ -427,11 +427,11 @@ fn stats_count_archives_of_many_batches_and_find_the_oldest_under_any_name() {
     // More archived files than one batch of reads holds, for two agents.
     for i in 0..150 {
         let to = if i % 3 == 0 { "a" } else { "b" };
-        let sent = q.send(&SendRequest::new("x", to, format!("{i}"))).unwrap();
+        let sent = q.send(SendRequest::new("x", to, format!("{i}"))).unwrap();
         q.archive(to, &sent.file).unwrap();
     }
     std::fs::write(dir.path().join("ARCHIVE").join("junk.json"), "[]").unwrap();
-    q.send(&SendRequest::new("x", "b", "\"new\"")).unwrap();
+    q.send(SendRequest::new("x", "b", "\"new\"")).unwrap();
     // The oldest waiting message has a Python name: its time is in its text.
     std::fs::write(
         dir.path()
@@ -456,7 +456,7 @@ fn stats_count_archives_of_many_batches_and_find_the_oldest_under_any_name() {
 fn claims_this_queue_made_are_settled_without_listing_inflight() {
     let (dir, q) = setup(&["a", "b"]);
     for i in 0..40 {
-        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+        q.send(SendRequest::new("a", "b", format!("{i}"))).unwrap();
     }
     let counted = Queue::new(crate::counting_fs::CountingFs::new(dir.path()));
     let listings = counted.fs.listings.clone();
@@ -496,7 +496,7 @@ fn claims_this_queue_made_are_settled_without_listing_inflight() {
 fn claims_made_elsewhere_are_settled_with_one_listing_and_only_by_their_consumer() {
     let (dir, q) = setup(&["a", "b"]);
     for i in 0..60 {
-        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+        q.send(SendRequest::new("a", "b", format!("{i}"))).unwrap();
     }
     // Another process (here another queue) claims for two consumers.
     let mine = q.claim("b", "w", 40, Duration::from_secs(600)).unwrap();
@@ -545,7 +545,7 @@ fn claims_made_elsewhere_are_settled_with_one_listing_and_only_by_their_consumer
 fn a_claim_another_process_recovered_and_claimed_again_is_found_by_listing() {
     let (dir, first) = setup(&["a", "b"]);
     let second = queue_in(dir.path());
-    first.send(&SendRequest::new("a", "b", "1")).unwrap();
+    first.send(SendRequest::new("a", "b", "1")).unwrap();
     // Claimed with a lease that ends at once, then recovered and claimed
     // again by the same consumer, elsewhere: the first queue's record of
     // the claim is stale.
@@ -578,13 +578,13 @@ fn a_send_to_a_mailbox_that_is_not_a_folder_says_what_it_is_and_writes_nothing()
         ("file", "To_File is a file, not a mailbox folder"),
     ];
     for (agent, said) in cases {
-        let err = q.send(&SendRequest::new("a", agent, "1")).unwrap_err();
+        let err = q.send(SendRequest::new("a", agent, "1")).unwrap_err();
         assert!(
             matches!(err, QueueError::InvalidLayout(ref m) if m == said),
             "{err}"
         );
     }
-    let err = q.send(&SendRequest::new("a", "nobody", "1")).unwrap_err();
+    let err = q.send(SendRequest::new("a", "nobody", "1")).unwrap_err();
     assert_eq!(
         err,
         QueueError::UnknownAgent {
@@ -603,7 +603,7 @@ fn a_send_to_a_mailbox_that_is_not_a_folder_says_what_it_is_and_writes_nothing()
 fn archiving_and_acknowledging_rename_once_and_dead_letters_keep_their_notes() {
     let (dir, q) = setup(&["a", "b"]);
     for i in 0..3 {
-        q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+        q.send(SendRequest::new("a", "b", format!("{i}"))).unwrap();
     }
     let counted = Queue::new(crate::counting_fs::CountingFs::new(dir.path()));
     let renames = counted.fs.renames.clone();

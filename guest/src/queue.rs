@@ -602,14 +602,10 @@ impl<F: FileSystem> Queue<F> {
         let file = loop {
             attempt += 1;
             let file = new.file_name(self.unique_part().as_str());
-            let temporary = [file.strip_suffix(".json").unwrap_or(&file), ".tmp"].concat();
-            match self.fs.publish(
-                mailbox,
-                &temporary,
-                &file,
-                text.as_bytes(),
-                self.options.durable,
-            ) {
+            match self
+                .fs
+                .publish(mailbox, &file, text.as_bytes(), self.options.durable)
+            {
                 Ok(()) => break file,
                 // Taken by another writer's file (never by ours: names are
                 // unique to this process): try another name.
@@ -628,7 +624,7 @@ impl<F: FileSystem> Queue<F> {
                 Err(PublishError::Write(e)) => {
                     return Err(QueueError::io(
                         "write",
-                        &format!("{mailbox}/{temporary}"),
+                        &format!("{mailbox}/{}", crate::fs::temporary_name(&file)),
                         e,
                     ));
                 }

@@ -650,7 +650,7 @@ fn the_native_backend_publishes_with_no_temporary_name() {
     // fail, an unnamed file does not need the name.
     std::fs::write(dir.path().join("To_A/m.tmp"), "theirs").unwrap();
     let fs = StdFs::new(dir.path().to_str().unwrap());
-    fs.publish("To_A", "m.tmp", "m.json", b"{}", false).unwrap();
+    fs.publish("To_A", "m.json", b"{}", false).unwrap();
     assert_eq!(
         std::fs::read(dir.path().join("To_A/m.json")).unwrap(),
         b"{}"
@@ -663,4 +663,13 @@ fn the_native_backend_publishes_with_no_temporary_name() {
         std::fs::read_dir(dir.path().join("To_A")).unwrap().count(),
         2
     );
+}
+
+#[test]
+fn temporary_names_swap_the_json_suffix_for_tmp() {
+    use crate::fs::temporary_name;
+    assert_eq!(temporary_name("5_x_a_TASK_0a.json"), "5_x_a_TASK_0a.tmp");
+    // Not a message name: the suffix is added, never a name left as it was.
+    assert_eq!(temporary_name("notes"), "notes.tmp");
+    assert_eq!(temporary_name("a.json.json"), "a.json.tmp");
 }

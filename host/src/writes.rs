@@ -49,9 +49,8 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
     writes.func_wrap(
         "publish",
         |mut store: StoreContextMut<'_, T>,
-         (parent, folder, temporary, name, contents, durable): (
+         (parent, folder, name, contents, durable): (
             Resource<Descriptor>,
-            String,
             String,
             String,
             Vec<u8>,
@@ -61,7 +60,7 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
             let result = writable_folder(table.get(&parent)?)
                 .map_err(PublishError::Folder)
                 .and_then(|parent| open_mailbox(parent, &folder).map_err(PublishError::Folder))
-                .and_then(|dir| publish(&dir, &temporary, &name, &contents, durable));
+                .and_then(|dir| publish(&dir, &name, &contents, durable));
             Ok((result,))
         },
     )?;
@@ -86,18 +85,17 @@ fn open_mailbox(parent: &impl AsFd, name: &str) -> Result<OwnedFd, ErrorCode> {
 
 /// `publish` in an open folder: an unnamed file linked as `name` where the
 /// system has them (see `fmes_queue::fs::unnamed`: the native backend makes
-/// the same calls), else the new file `temporary`, linked as `name`, then
-/// unlinked; with `durable`, the folder flushed after.
+/// the same calls), else the new file of the temporary name
+/// (`fmes_queue::fs::temporary_name`), linked as `name`, then unlinked; with
+/// `durable`, the folder flushed after.
 fn publish(
     folder: &impl AsFd,
-    temporary: &str,
     name: &str,
     contents: &[u8],
     durable: bool,
 ) -> Result<(), PublishError> {
     // Checked before anything is written, so a bad final name leaves nothing.
     let c_name = single_name(name).map_err(PublishError::Link)?;
-    check_name(temporary).map_err(PublishError::Write)?;
     if let Some(published) = unnamed::publish(folder.as_fd(), &c_name, contents, durable) {
         return published.map_err(|e| match e {
             queue_fs::PublishError::Folder(e) => PublishError::Folder(io_error_code(&e)),
@@ -106,7 +104,8 @@ fn publish(
             queue_fs::PublishError::Flush(e) => PublishError::Flush(io_error_code(&e)),
         });
     }
-    let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
+    // A single name with its suffix swapped is a single name too.
+    let c_temporary = single_name(&queue_fs::temporary_name(name)).map_err(PublishError::Write)?;
     publish_named(folder, &c_temporary, &c_name, contents, durable)
 }
 
@@ -239,15 +238,15 @@ mod tests {
     fn publish_by(
         named: bool,
         folder: &impl AsFd,
-        temporary: &str,
         name: &str,
         contents: &[u8],
     ) -> Result<(), PublishError> {
         if !named {
-            return publish(folder, temporary, name, contents, false);
+            return publish(folder, name, contents, false);
         }
         let c_name = single_name(name).map_err(PublishError::Link)?;
-        let c_temporary = single_name(temporary).map_err(PublishError::Write)?;
+        let c_temporary =
+            single_name(&queue_fs::temporary_name(name)).map_err(PublishError::Write)?;
         publish_named(folder, &c_temporary, &c_name, contents, false)
     }
 
@@ -256,13 +255,13 @@ mod tests {
         for named in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let folder = Arc::new(std::fs::File::open(dir.path()).unwrap());
-            publish(&folder, "a.tmp", "a.json", b"{}", true).unwrap();
+            publish(&folder, "a.json", b"{}", true).unwrap();
             assert_eq!(names_in(dir.path()), ["a.json"]);
             assert_eq!(std::fs::read(dir.path().join("a.json")).unwrap(), b"{}");
 
             // The final name taken: no replacement, no temporary file left.
             assert!(matches!(
-                publish_by(named, &folder, "b.tmp", "a.json", b"[]"),
+                publish_by(named, &folder, "a.json", b"[]"),
                 Err(PublishError::Link(ErrorCode::Exist))
             ));
             assert_eq!(names_in(dir.path()), ["a.json"]);
@@ -271,7 +270,7 @@ mod tests {
             // The temporary name taken: whatever holds it is left as it
             // was; only the named way needs that name.
             std::fs::write(dir.path().join("c.tmp"), "someone's").unwrap();
-            let published = publish_by(named, &folder, "c.tmp", "c.json", b"[]");
+            let published = publish_by(named, &folder, "c.json", b"[]");
             if named {
                 assert!(matches!(
                     published,
@@ -293,7 +292,7 @@ mod tests {
             let target = outside.path().join("target.json");
             symlink(&target, dir.path().join("link.json")).unwrap();
             assert!(matches!(
-                publish_by(named, &folder, "d.tmp", "link.json", b"{}"),
+                publish_by(named, &folder, "link.json", b"{}"),
                 Err(PublishError::Link(ErrorCode::Exist))
             ));
             assert!(!target.exists(), "the dangling link was followed");
@@ -302,15 +301,8 @@ mod tests {
             for name in ["", ".", "..", "../escape.json", "inner/b.json", "a\0.json"] {
                 assert!(
                     matches!(
-                        publish_by(named, &folder, "e.tmp", name, b"{}"),
+                        publish_by(named, &folder, name, b"{}"),
                         Err(PublishError::Link(ErrorCode::Invalid))
-                    ),
-                    "{name:?}"
-                );
-                assert!(
-                    matches!(
-                        publish_by(named, &folder, name, "e.json", b"{}"),
-                        Err(PublishError::Write(ErrorCode::Invalid))
                     ),
                     "{name:?}"
                 );
@@ -326,7 +318,7 @@ mod tests {
         let parent = std::fs::File::open(comm.path()).unwrap();
         std::fs::create_dir(comm.path().join("To_A")).unwrap();
         let mailbox = open_mailbox(&parent, "To_A").unwrap();
-        publish(&mailbox, "m.tmp", "m.json", b"{}", true).unwrap();
+        publish(&mailbox, "m.json", b"{}", true).unwrap();
         assert_eq!(names_in(&comm.path().join("To_A")), ["m.json"]);
 
         // A link in a mailbox's place, to a folder outside: refused, and

@@ -154,7 +154,7 @@ fn receive_prints_a_mailbox_of_several_pages_in_order_and_each_bad_file_once() {
         let mut request = fmes::SendRequest::new("a", "b", format!("{{\"seq\": {i}}}"));
         request.priority = Some([5, 3, 8][i as usize % 3]);
         request.message_type = Some(if i % 3 == 0 { "REPORT" } else { "TASK" }.into());
-        native.send(&request).unwrap();
+        native.send(request).unwrap();
     }
     let mailbox = comm.join("To_B");
     std::fs::write(

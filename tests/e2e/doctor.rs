@@ -187,7 +187,7 @@ fn a_bad_file_deep_in_a_big_mailbox_is_found_unless_past_the_limit() {
     let native = comm.native();
     for i in 0..2_100 {
         native
-            .send(&SendRequest::new("a", "b", i.to_string()))
+            .send(SendRequest::new("a", "b", i.to_string()))
             .unwrap();
     }
     // Its name puts it last in delivery order, in the third page.

@@ -209,7 +209,7 @@ fn tail_waiting_prints_big_mailboxes_in_one_timeline_over_several_pages() {
     for i in 0..2_400u32 {
         let to = ["b", "c", "d"][i as usize % 3];
         let request = SendRequest::new("a", to, format!("{i}")).with_priority(1 + (i % 9) as u8);
-        native.send(&request).unwrap();
+        native.send(request).unwrap();
     }
     // Another writer's names: ordered by their timestamps, to the second.
     for (mailbox, name, timestamp) in [

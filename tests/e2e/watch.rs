@@ -50,7 +50,7 @@ fn watch_waiting_prints_a_mailbox_of_several_pages_once_in_order() {
     let native = comm.native();
     for i in 0..2_300u32 {
         let request = SendRequest::new("a", "b", format!("{i}")).with_priority(1 + (i % 9) as u8);
-        native.send(&request).unwrap();
+        native.send(request).unwrap();
     }
     let waiting = comm.open().receive("b", None, None).unwrap().messages;
     let mut watcher = watcher(&comm, &["--json", "watch", "b", "--waiting"]);

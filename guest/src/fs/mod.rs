@@ -86,12 +86,18 @@ fn collect_entries(fs: &impl FileSystem, dir: &str) -> io::Result<Vec<DirEntry>>
     Ok(entries)
 }
 
-/// [`FileSystem::publish`] through a temporary name, with the backend's
+/// The name a new file `name` is written under before it is published,
+/// where it cannot be written with no name: `.json` replaced by `.tmp`, the
+/// suffix that keeps readers away and that cleanup removes when stale.
+pub fn temporary_name(name: &str) -> String {
+    [name.strip_suffix(".json").unwrap_or(name), ".tmp"].concat()
+}
+
+/// [`FileSystem::publish`] through the temporary name, with the backend's
 /// own calls; a backend that can publish with fewer calls does so first.
 fn publish_named(
     fs: &(impl FileSystem + ?Sized),
     dir: &str,
-    temporary: &str,
     name: &str,
     bytes: &[u8],
     durable: bool,
@@ -106,7 +112,7 @@ fn publish_named(
         }
         Err(e) => return Err(PublishError::Folder(e)),
     }
-    let temporary = [dir, "/", temporary].concat();
+    let temporary = [dir, "/", &temporary_name(name)].concat();
     fs.write_new(&temporary, bytes, durable)
         .map_err(PublishError::Write)?;
     let linked = fs.link(&temporary, &[dir, "/", name].concat());
@@ -158,26 +164,25 @@ pub trait FileSystem {
     /// taken. With `durable`, its data is on disk before this returns.
     fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()>;
     /// Publishes the new file `dir/name`, where `dir` must be a folder (not
-    /// a symbolic link to one): writes `bytes` to the new file
-    /// `dir/temporary` (as `write_new`), links it as `name`, which never
-    /// replaces anything, then removes `temporary`, whether the link was
-    /// made or not. A backend that can make a file with no name (Linux's
-    /// `O_TMPFILE`, see [`unnamed`]) writes that instead and links it as
-    /// `name`: then `temporary` is not used. With `durable`, the file and the folder are flushed, so
-    /// the new name is on disk too. A temporary name that cannot be removed
-    /// after the link is left for cleanup.
+    /// a symbolic link to one): writes `bytes` to the new file named
+    /// [`temporary_name`] of `name` (as `write_new`), links it as `name`,
+    /// which never replaces anything, then removes the temporary name,
+    /// whether the link was made or not. A backend that can make a file
+    /// with no name (Linux's `O_TMPFILE`, see [`unnamed`]) writes that
+    /// instead and links it as `name`. With `durable`, the file and the
+    /// folder are flushed, so the new name is on disk too. A temporary name
+    /// that cannot be removed after the link is left for cleanup.
     ///
     /// The folder is checked here, not by the caller first: a backend that
     /// must open it to write in it then answers both with one opening.
     fn publish(
         &self,
         dir: &str,
-        temporary: &str,
         name: &str,
         bytes: &[u8],
         durable: bool,
     ) -> Result<(), PublishError> {
-        publish_named(self, dir, temporary, name, bytes, durable)
+        publish_named(self, dir, name, bytes, durable)
     }
     /// Renames a file or directory. Callers only rename to names that no
     /// other file can have, so this never replaces anything.

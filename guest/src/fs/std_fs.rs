@@ -133,7 +133,6 @@ impl FileSystem for StdFs {
     fn publish(
         &self,
         dir: &str,
-        temporary: &str,
         name: &str,
         bytes: &[u8],
         durable: bool,
@@ -157,7 +156,7 @@ impl FileSystem for StdFs {
             .map_err(PublishError::Folder)?;
         match super::unnamed::publish(folder.as_fd(), &c_name, bytes, durable) {
             Some(published) => published,
-            None => super::publish_named(self, dir, temporary, name, bytes, durable),
+            None => super::publish_named(self, dir, name, bytes, durable),
         }
     }
 

@@ -307,7 +307,6 @@ impl FileSystem for WasiFs {
     fn publish(
         &self,
         dir: &str,
-        temporary: &str,
         name: &str,
         bytes: &[u8],
         durable: bool,
@@ -320,7 +319,7 @@ impl FileSystem for WasiFs {
             Some((parent, folder)) => (self.folder(parent).map_err(PublishError::Folder)?, folder),
             None => (Rc::clone(&self.root), dir),
         };
-        writes::publish(&parent, folder, temporary, name, bytes, durable).map_err(|e| match e {
+        writes::publish(&parent, folder, name, bytes, durable).map_err(|e| match e {
             writes::PublishError::Folder(code) => PublishError::Folder(to_io(code)),
             writes::PublishError::Write(code) => PublishError::Write(to_io(code)),
             writes::PublishError::Link(code) => PublishError::Link(to_io(code)),

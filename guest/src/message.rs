@@ -204,6 +204,32 @@ impl serde_json::ser::Formatter for NestedPretty {
     }
 }
 
+/// Whether `text` holds no control character, quote or backslash: what
+/// JSON escapes. Eight bytes a turn: wasm checks the time limit at every
+/// turn of a loop, which makes a loop over bytes cost several times what it
+/// does natively. A false alarm would only take the escaping way, whose
+/// output is the same for such text; a miss cannot happen.
+fn needs_no_escape(text: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of some byte is set iff a byte of `x` is below `n` (for
+    // `n` up to 128): subtracting borrows from a byte only when it is
+    // below `n`, and `!x` keeps bytes that were 128 or more out.
+    let has_byte_below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH_BITS != 0;
+    let has_byte = |x: u64, b: u8| has_byte_below(x ^ (ONES * u64::from(b)), 1);
+    let mut chunks = text.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        if has_byte_below(x, 0x20) || has_byte(x, b'"') || has_byte(x, b'\\') {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// `value` in decimal, as JSON writes a number.
 fn push_decimal(text: &mut Vec<u8>, value: u8) {
     if value >= 100 {
@@ -217,7 +243,7 @@ fn push_decimal(text: &mut Vec<u8>, value: u8) {
 
 /// `value` as a JSON string, escaped as serde_json escapes it.
 fn push_json_string(text: &mut Vec<u8>, value: &str) {
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if needs_no_escape(value.as_bytes()) {
         text.push(b'"');
         text.extend_from_slice(value.as_bytes());
         text.push(b'"');
@@ -799,6 +825,31 @@ mod tests {
         fn compact_of_pretty_text_is_the_compact_serialization(value in json_value()) {
             let pretty = serde_json::to_string_pretty(&value).unwrap();
             proptest::prop_assert_eq!(compact(&pretty), value.to_string());
+        }
+    }
+
+    proptest::proptest! {
+        /// Strings are written as serde_json writes them, whichever way is
+        /// taken; the quick check says "no escape" exactly when there is none.
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(
+            chars in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    '\0', '\x1f', ' ', '!', '"', '#', '\\', ']', 'a', '\x7f', '\u{80}', 'é',
+                    '\u{2028}', '😀',
+                ]),
+                0..40,
+            ),
+        ) {
+            let value: String = chars.into_iter().collect();
+            let mut text = Vec::new();
+            push_json_string(&mut text, &value);
+            let expected = serde_json::to_string(&value).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(text).unwrap(), expected.clone());
+            proptest::prop_assert_eq!(
+                needs_no_escape(value.as_bytes()),
+                expected == format!("\"{value}\"")
+            );
         }
     }
 

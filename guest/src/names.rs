@@ -27,7 +27,9 @@ fn is_name_char(c: char) -> bool {
 }
 
 fn is_valid_token(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.chars().all(is_name_char)
+    // Byte by byte: every name character is ASCII, so any byte of a longer
+    // character fails as that character would.
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| is_name_char(char::from(b)))
 }
 
 /// Checks an agent name.
@@ -62,14 +64,12 @@ pub fn check_message_id(id: &str) -> Result<(), QueueError> {
 /// first character upper-cased and the rest lower-cased, like Python's
 /// `str.capitalize()`, so identity is case-insensitive.
 pub fn mailbox_dir(agent: &str) -> String {
-    let mut dir = String::with_capacity(MAILBOX_PREFIX.len() + agent.len());
-    dir.push_str(MAILBOX_PREFIX);
-    for (i, c) in agent.chars().enumerate() {
-        if i == 0 {
-            dir.push(c.to_ascii_uppercase());
-        } else {
-            dir.push(c.to_ascii_lowercase());
-        }
+    let mut dir = [MAILBOX_PREFIX, agent].concat();
+    // In place: ASCII case changes leave every other character as it is.
+    let name = &mut dir[MAILBOX_PREFIX.len()..];
+    name.make_ascii_lowercase();
+    if let Some(first) = name.get_mut(..1) {
+        first.make_ascii_uppercase();
     }
     dir
 }
@@ -140,6 +140,10 @@ mod tests {
         assert_eq!(mailbox_dir("VSCode"), "To_Vscode");
         assert_eq!(mailbox_dir("VSCODE"), "To_Vscode");
         assert_eq!(mailbox_dir("claude-2"), "To_Claude-2");
+        // Not agent names, but no character other than ASCII letters changes.
+        assert_eq!(mailbox_dir("éVA"), "To_éva");
+        assert_eq!(mailbox_dir("a"), "To_A");
+        assert_eq!(mailbox_dir(""), "To_");
         assert_eq!(agent_of_mailbox("To_Vscode").as_deref(), Some("vscode"));
         assert_eq!(agent_of_mailbox("To_VSCode"), None);
         assert_eq!(agent_of_mailbox("To_"), None);

@@ -867,26 +867,20 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// `bytes` random bytes (at most 16) in lower-case hex.
 pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut hex = String::with_capacity(2 * bytes);
-    push_hex(&mut hex, &random_bytes::<16>()[..bytes]);
-    hex
-}
-
-/// Appends `bytes` in lower-case hex, two digits each: what
-/// `format!("{b:02x}")` gives, without the formatting machinery, which a
-/// send would otherwise run 20 times (it costs several times more in wasm).
-pub(crate) fn push_hex(text: &mut String, bytes: &[u8]) {
-    for &byte in bytes {
-        text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
-    }
+    let mut digits = [0u8; 32];
+    let digits = &mut digits[..2 * bytes];
+    put_hex(digits, &random_bytes::<16>()[..bytes]);
+    String::from_utf8(digits.to_vec()).expect("hex digits")
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-/// `bytes` in lower-case hex into `out`, which holds two digits a byte.
-fn put_hex(out: &mut [u8], bytes: &[u8]) {
+/// `bytes` in lower-case hex into `out`, which holds two digits a byte:
+/// what `format!("{b:02x}")` gives, without the formatting machinery (it
+/// costs several times more in wasm) or an allocation.
+pub(crate) fn put_hex(out: &mut [u8], bytes: &[u8]) {
     for (digits, &byte) in out.chunks_exact_mut(2).zip(bytes) {
         digits[0] = HEX_DIGITS[usize::from(byte >> 4)];
         digits[1] = HEX_DIGITS[usize::from(byte & 0x0f)];

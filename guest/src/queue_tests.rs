@@ -289,11 +289,17 @@ fn claim_with_a_limit_fills_the_batch_past_bad_files_in_order() {
 
 #[test]
 fn hex_digits_and_uuids_are_spelled_as_format_would() {
+    const HEX: &[u8] = b"0123456789abcdef";
     let bytes: Vec<u8> = (0..=255).collect();
-    let mut hex = String::new();
-    crate::queue::push_hex(&mut hex, &bytes);
+    let mut hex = vec![0u8; 2 * bytes.len()];
+    crate::queue::put_hex(&mut hex, &bytes);
     let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, formatted);
+    assert_eq!(String::from_utf8(hex).unwrap(), formatted);
+    for len in [0, 3, 8, 16] {
+        let hex = crate::queue::random_hex(len);
+        assert_eq!(hex.len(), 2 * len);
+        assert!(hex.bytes().all(|b| HEX.contains(&b)), "{hex}");
+    }
 
     for _ in 0..100 {
         let id = crate::queue::uuid_v4();

@@ -55,7 +55,9 @@ impl UtcNanos {
     }
 
     /// The stamp in fmes file names: `YYYYmmdd_HHMMSS.nnnnnnnnnZ`. It starts
-    /// like the Python writer's `YYYYmmdd_HHMMSS` and sorts byte-wise in time order.
+    /// like the Python writer's `YYYYmmdd_HHMMSS` and sorts byte-wise in time
+    /// order. Writers copy [`Self::name_stamp_bytes`] into the name instead.
+    #[cfg(test)]
     pub fn name_stamp(self) -> String {
         String::from_utf8(self.name_stamp_bytes().to_vec()).expect("ASCII digits")
     }

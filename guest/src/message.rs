@@ -423,7 +423,13 @@ impl FirstKeys {
             && order.rank(priority, sent, file)
                 < order.rank(largest.key.priority, largest.key.sent, &largest.key.file)
         {
-            *largest = ranked();
+            // Overwritten in place, the name into the replaced one's buffer:
+            // a listing in reverse order replaces the top at every name.
+            let key = &mut largest.key;
+            key.priority = priority;
+            key.sent = sent;
+            key.file.clear();
+            key.file.push_str(file);
         }
         true
     }

@@ -18,6 +18,7 @@ use std::io::ErrorKind;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::clock::push_decimal;
 use crate::error::QueueError;
 use crate::fs::EntryKind;
 use crate::fs::FileSystem;
@@ -99,10 +100,17 @@ impl ClaimName {
     }
 
     pub fn file_name(&self) -> String {
-        format!(
-            "{}~{}~{}~{}",
-            self.stem, self.deliveries, self.expires_ms, self.consumer
-        )
+        // Piece by piece: `format!` costs several times more in wasm, and
+        // every claim, acknowledgement and release spells one.
+        let mut name = String::with_capacity(self.stem.len() + self.consumer.len() + 28);
+        name.push_str(&self.stem);
+        name.push('~');
+        push_decimal(&mut name, self.deliveries.into());
+        name.push('~');
+        push_decimal(&mut name, self.expires_ms);
+        name.push('~');
+        name.push_str(&self.consumer);
+        name
     }
 
     /// The message's name in the mailbox, carrying its delivery count.
@@ -177,9 +185,14 @@ pub(crate) fn split_deliveries(file: &str) -> (&str, u32) {
 /// The mailbox name of a stem delivered `deliveries` times.
 pub(crate) fn mailbox_name(stem: &str, deliveries: u32) -> String {
     if deliveries == 0 {
-        format!("{stem}.json")
+        [stem, ".json"].concat()
     } else {
-        format!("{stem}~{deliveries}.json")
+        let mut name = String::with_capacity(stem.len() + 16);
+        name.push_str(stem);
+        name.push('~');
+        push_decimal(&mut name, deliveries.into());
+        name.push_str(".json");
+        name
     }
 }
 
@@ -329,11 +342,11 @@ impl<F: FileSystem> Queue<F> {
     /// Done with a claimed message: it is archived. Returns its name in `ARCHIVE/`.
     pub fn ack(&self, agent: &str, consumer: &str, file: &str) -> Result<String, QueueError> {
         self.on_claim(agent, consumer, file, |mailbox, claim| {
-            let source = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+            let source = [mailbox, "/", INFLIGHT_DIR, "/", &claim.file_name()].concat();
             let archived = self.settle(
                 &source,
                 names::ARCHIVE_DIR,
-                &format!("{}.json", claim.stem),
+                &[claim.stem.as_str(), ".json"].concat(),
                 None,
             )?;
             self.claims.forget(mailbox, &claim.stem);
@@ -488,8 +501,8 @@ impl<F: FileSystem> Queue<F> {
     /// Moves `mailbox/file` into `.inflight/` as `claim`; false if another
     /// claimer took it first.
     fn take(&self, mailbox: &str, file: &str, claim: &ClaimName) -> Result<bool, QueueError> {
-        let from = format!("{mailbox}/{file}");
-        let to = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
+        let from = [mailbox, "/", file].concat();
+        let to = [mailbox, "/", INFLIGHT_DIR, "/", &claim.file_name()].concat();
         match self.fs.rename(&from, &to) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),

@@ -41,17 +41,19 @@ impl<F: FileSystem> Queue<F> {
         note: Option<&str>,
     ) -> Result<String, QueueError> {
         self.ensure_dir(dir)?;
-        let incoming = format!("{dir}/{INCOMING_DIR}");
+        // Joined, not formatted: `format!` costs several times more in wasm,
+        // and every acknowledgement settles.
+        let incoming = [dir, "/", INCOMING_DIR].concat();
         self.ensure_dir(&incoming)?;
         // 64 random bits: the staging name must be one no other move uses.
-        let staging = format!("{target}~{}", random_hex(8));
-        let note_path = format!("{incoming}/{staging}{NOTE_SUFFIX}");
+        let staging = [target, "~", &random_hex(8)].concat();
+        let note_path = [&incoming, "/", &staging, NOTE_SUFFIX].concat();
         if let Some(note) = note {
             self.fs
                 .write_new(&note_path, note.as_bytes(), self.options.durable)
                 .map_err(|e| QueueError::io("write", &note_path, e))?;
         }
-        match self.fs.rename(source, &format!("{incoming}/{staging}")) {
+        match self.fs.rename(source, &[&incoming, "/", &staging].concat()) {
             Ok(()) => {}
             Err(e) => {
                 let _ = self.fs.remove_file(&note_path);
@@ -73,12 +75,12 @@ impl<F: FileSystem> Queue<F> {
         staging: &str,
         may_have_note: bool,
     ) -> Result<String, QueueError> {
-        let incoming = format!("{dir}/{INCOMING_DIR}");
+        let incoming = [dir, "/", INCOMING_DIR].concat();
         let mut staging = staging.to_string();
         let mut target = staging_target(&staging).to_string();
         for _ in 0..TARGET_ATTEMPTS {
-            let staged = format!("{incoming}/{staging}");
-            let final_path = format!("{dir}/{target}");
+            let staged = [&incoming, "/", &staging].concat();
+            let final_path = [dir, "/", &target].concat();
             let linked = match self.fs.link(&staged, &final_path) {
                 Ok(()) => true,
                 // Another recoverer finished this one first.

@@ -154,6 +154,15 @@ fn folder_removed(folder: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// A libc call's result: 0 is success, anything else the call's `errno`.
+fn zero_or_os_error(result: libc::c_int) -> io::Result<()> {
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn link_by_descriptor(file: &File, folder: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     // SAFETY: descriptors borrowed for this call and NUL-terminated names.
     let linked = unsafe {
@@ -165,11 +174,7 @@ fn link_by_descriptor(file: &File, folder: BorrowedFd<'_>, name: &CStr) -> io::R
             libc::AT_EMPTY_PATH,
         )
     };
-    if linked == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    zero_or_os_error(linked)
 }
 
 fn link_by_proc(file: &File, folder: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
@@ -186,11 +191,7 @@ fn link_by_proc(file: &File, folder: BorrowedFd<'_>, name: &CStr) -> io::Result<
             libc::AT_SYMLINK_FOLLOW,
         )
     };
-    if linked == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    zero_or_os_error(linked)
 }
 
 #[cfg(test)]

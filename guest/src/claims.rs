@@ -130,14 +130,53 @@ impl ClaimName {
 /// or renewed it): the rename it leads to then finds nothing, and
 /// `.inflight/` is listed after all.
 #[derive(Debug, Clone, Default)]
-pub struct ClaimMemo(Arc<Mutex<HashMap<(String, String), ClaimName>>>);
+pub struct ClaimMemo(Arc<Mutex<MemoTable>>);
+
+/// The records of a [`ClaimMemo`], by mailbox, then by stem: looked up by
+/// borrowed names, so recalling and forgetting a claim copy no string.
+#[derive(Debug, Default)]
+pub(crate) struct MemoTable {
+    by_mailbox: HashMap<String, HashMap<String, ClaimName>>,
+    len: usize,
+}
+
+impl MemoTable {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, mailbox: &str, stem: &str) -> Option<&ClaimName> {
+        self.by_mailbox.get(mailbox)?.get(stem)
+    }
+
+    fn insert(&mut self, mailbox: &str, claim: &ClaimName) {
+        let stems = match self.by_mailbox.get_mut(mailbox) {
+            Some(stems) => stems,
+            None => self.by_mailbox.entry(mailbox.to_string()).or_default(),
+        };
+        if let Some(known) = stems.get_mut(claim.stem.as_str()) {
+            *known = claim.clone();
+        } else {
+            stems.insert(claim.stem.clone(), claim.clone());
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, mailbox: &str, stem: &str) {
+        if let Some(stems) = self.by_mailbox.get_mut(mailbox)
+            && stems.remove(stem).is_some()
+        {
+            self.len -= 1;
+        }
+    }
+}
 
 impl ClaimMemo {
     /// Claims remembered at most: past these, new claims are found by
     /// listing when they are settled.
     const MAX: usize = 4096;
 
-    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), ClaimName>> {
+    fn claims(&self) -> std::sync::MutexGuard<'_, MemoTable> {
         // Nothing held under the lock can be left half-changed by a panic.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -146,27 +185,21 @@ impl ClaimMemo {
         Self::remember_in(&mut self.claims(), mailbox, claim);
     }
 
-    fn remember_in(
-        claims: &mut HashMap<(String, String), ClaimName>,
-        mailbox: &str,
-        claim: &ClaimName,
-    ) {
-        let key = (mailbox.to_string(), claim.stem.clone());
-        if claims.len() < Self::MAX || claims.contains_key(&key) {
-            claims.insert(key, claim.clone());
+    fn remember_in(claims: &mut MemoTable, mailbox: &str, claim: &ClaimName) {
+        if claims.len() < Self::MAX || claims.get(mailbox, &claim.stem).is_some() {
+            claims.insert(mailbox, claim);
         }
     }
 
     /// The claim remembered on `stem` in `mailbox`, if `consumer` made it.
     fn recall(&self, mailbox: &str, stem: &str, consumer: &str) -> Option<ClaimName> {
         let claims = self.claims();
-        let claim = claims.get(&(mailbox.to_string(), stem.to_string()))?;
+        let claim = claims.get(mailbox, stem)?;
         (claim.consumer == consumer).then(|| claim.clone())
     }
 
     fn forget(&self, mailbox: &str, stem: &str) {
-        self.claims()
-            .remove(&(mailbox.to_string(), stem.to_string()));
+        self.claims().remove(mailbox, stem);
     }
 }
 
@@ -659,5 +692,55 @@ mod tests {
         assert_eq!(split_deliveries("~4.json"), ("~4", 0));
         assert_eq!(mailbox_name("a", 0), "a.json");
         assert_eq!(mailbox_name("a", 2), "a~2.json");
+    }
+
+    fn claim(stem: &str, consumer: &str, deliveries: u32) -> ClaimName {
+        ClaimName {
+            stem: stem.into(),
+            deliveries,
+            expires_ms: 1_700_000_000_000,
+            consumer: consumer.into(),
+        }
+    }
+
+    #[test]
+    fn the_memo_keeps_one_record_a_claim_by_mailbox_and_counts_them() {
+        let memo = ClaimMemo::default();
+        memo.remember("To_A", &claim("m1", "w", 1));
+        memo.remember("To_A", &claim("m1", "w", 2));
+        memo.remember("To_B", &claim("m1", "w", 1));
+        assert_eq!(memo.claims().len(), 2);
+        assert_eq!(
+            memo.recall("To_A", "m1", "w").map(|c| c.deliveries),
+            Some(2)
+        );
+        assert_eq!(memo.recall("To_A", "m1", "other"), None);
+        assert_eq!(memo.recall("To_C", "m1", "w"), None);
+
+        memo.forget("To_A", "m1");
+        memo.forget("To_A", "m1");
+        memo.forget("To_C", "m1");
+        assert_eq!(memo.claims().len(), 1);
+        assert_eq!(memo.recall("To_A", "m1", "w"), None);
+        assert!(memo.recall("To_B", "m1", "w").is_some());
+    }
+
+    #[test]
+    fn the_memo_stops_growing_at_its_cap_but_renews_what_it_holds() {
+        let memo = ClaimMemo::default();
+        for i in 0..ClaimMemo::MAX + 10 {
+            memo.remember("To_A", &claim(&format!("m{i}"), "w", 1));
+        }
+        assert_eq!(memo.claims().len(), ClaimMemo::MAX);
+        assert!(
+            memo.recall("To_A", &format!("m{}", ClaimMemo::MAX), "w")
+                .is_none()
+        );
+        memo.remember("To_A", &claim("m0", "w", 3));
+        assert_eq!(
+            memo.recall("To_A", "m0", "w").map(|c| c.deliveries),
+            Some(3)
+        );
+        assert_eq!(memo.claims().len(), ClaimMemo::MAX);
     }
 }

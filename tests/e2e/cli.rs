@@ -513,3 +513,63 @@ fn component_refuses_to_write_binary_to_a_terminal() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("stdout is a terminal"), "{text}");
 }
+
+/// Runs `fmes args...` on `comm` with at most `open_files` descriptors open.
+fn run_with_open_file_limit(
+    comm: &TempComm,
+    open_files: u64,
+    args: &[&str],
+) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = comm.fmes();
+    command.args(args).stdin(Stdio::null());
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: open_files,
+                rlim_max: open_files,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn commands_over_every_mailbox_keep_few_folders_open() {
+    // More mailboxes than the process may open files: an operation that
+    // walks them all must not hold each one open.
+    let agents: Vec<String> = (0..300).map(|i| format!("agent{i}")).collect();
+    let comm = TempComm::new();
+    let native = comm.native();
+    native.init(&agents).unwrap();
+    for agent in &agents {
+        native
+            .send(fmes::SendRequest::new("boss", agent, "{}".to_string()))
+            .unwrap();
+        // Claimed with a lease that has run out: `recover` returns each.
+        native
+            .claim(agent, "gone", 1, std::time::Duration::ZERO)
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(5));
+
+    let stats = success(&run_with_open_file_limit(&comm, 100, &["--json", "stats"]));
+    assert_eq!(json_lines(&stats).len(), agents.len(), "{stats}");
+    let recovered = success(&run_with_open_file_limit(&comm, 100, &["recover"]));
+    assert!(
+        recovered.contains("returned 300 expired claims"),
+        "{recovered}"
+    );
+    let checked = success(&run_with_open_file_limit(&comm, 100, &["doctor"]));
+    assert!(
+        checked.contains("300 mailboxes, 300 messages waiting"),
+        "{checked}"
+    );
+    for agent in &agents {
+        assert_eq!(native.peek(agent).unwrap(), 1, "{agent}");
+    }
+}

@@ -14,7 +14,6 @@
 //! entries or many files per call rather than several calls per file.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +27,11 @@ use super::{DirEntry, EntryKind, FileSystem, ReadOutcome, Status};
 
 /// How much one `read` call asks for.
 const READ_CHUNK: u64 = 1 << 20;
+/// Folders kept open at most by one `WasiFs`. An operation works in a few
+/// (a mailbox, its `.inflight/`, `ARCHIVE/` and its `.incoming/`); one that
+/// walks every mailbox (`recover`, `stats`) would otherwise hold a
+/// descriptor for each of thousands, past the process's limit on open files.
+const OPEN_FOLDERS: usize = 16;
 
 /// The backend on the host's preopen named `root`.
 pub struct WasiFs {
@@ -37,7 +41,11 @@ pub struct WasiFs {
     /// send creates, links and removes in the mailbox) opens it once: the
     /// host resolves a multi-part path by opening its folders one by one for
     /// every call, while a name inside an open folder is resolved at once.
-    folders: RefCell<HashMap<String, Rc<Descriptor>>>,
+    ///
+    /// Kept in the order opened and searched from the newest: the folders
+    /// an operation is working in are the last it opened, and a few string
+    /// comparisons cost less than hashing a path in wasm.
+    folders: RefCell<Vec<(String, Rc<Descriptor>)>>,
 }
 
 thread_local! {
@@ -60,7 +68,7 @@ impl WasiFs {
         match found {
             Some(root) => Ok(WasiFs {
                 root,
-                folders: RefCell::new(HashMap::new()),
+                folders: RefCell::new(Vec::new()),
             }),
             None => Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -75,13 +83,24 @@ impl WasiFs {
         if dir.is_empty() {
             return Ok(Rc::clone(&self.root));
         }
-        if let Some(open) = self.folders.borrow().get(dir) {
-            return Ok(Rc::clone(open));
+        let found = self
+            .folders
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(path, _)| path == dir)
+            .map(|(_, open)| Rc::clone(open));
+        if let Some(open) = found {
+            return Ok(open);
         }
         let opened = Rc::new(open_folder(&self.root, dir).map_err(to_io)?);
-        self.folders
-            .borrow_mut()
-            .insert(dir.to_string(), Rc::clone(&opened));
+        let mut folders = self.folders.borrow_mut();
+        if folders.len() == OPEN_FOLDERS {
+            // The oldest is closed (once no caller still holds it) and
+            // opened again if it is needed again.
+            folders.remove(0);
+        }
+        folders.push((dir.to_string(), Rc::clone(&opened)));
         Ok(opened)
     }
 
@@ -130,6 +149,15 @@ fn to_io(code: ErrorCode) -> io::Error {
             return io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "is a symbolic link (not followed)",
+            );
+        }
+        // WASI has no code of its own for too many open files: the fmes
+        // host reports it as this one, whose WASI text ("Not enough space")
+        // would send the user looking at the disk.
+        ErrorCode::InsufficientMemory => {
+            return io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "not enough memory, or too many files open",
             );
         }
         _ => io::ErrorKind::Other,

@@ -573,3 +573,24 @@ fn commands_over_every_mailbox_keep_few_folders_open() {
         assert_eq!(native.peek(agent).unwrap(), 1, "{agent}");
     }
 }
+
+#[test]
+fn running_out_of_open_files_is_said_so_not_taken_for_a_full_disk() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    // Where exactly the process runs out depends on what it holds open
+    // before the component starts: every small limit is tried.
+    let mut said = Vec::new();
+    for open_files in 5..=12 {
+        let output = run_with_open_file_limit(&comm, open_files, &["stats"]);
+        if output.status.success() {
+            continue;
+        }
+        let error = failure(&output, 1);
+        assert!(!error.contains("Not enough space"), "{error}");
+        said.push(error);
+    }
+    assert!(
+        said.iter().any(|e| e.contains("too many files open")),
+        "{said:#?}"
+    );
+}

@@ -1,6 +1,6 @@
 //! Host bindings for the `fmes:queue` package, generated once here: the
-//! `queue-hosted` world, the queue's exports plus the folders, listing,
-//! reads and writes this host provides (their WASI types are wasmtime-wasi's own).
+//! `queue-hosted` world, the queue's exports plus the entries, folders,
+//! listing, reads and writes this host provides (their WASI types are wasmtime-wasi's own).
 
 wasmtime::component::bindgen!({
     path: "../wit",

@@ -8,6 +8,7 @@ mod bindings;
 pub mod cli;
 
 pub mod comm;
+mod entries;
 pub mod error;
 mod folders;
 mod listing;

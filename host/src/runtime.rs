@@ -80,6 +80,7 @@ impl Runtime {
 
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_error)?;
+        crate::entries::add_to_linker(&mut linker).map_err(load_error)?;
         crate::folders::add_to_linker(&mut linker).map_err(load_error)?;
         crate::listing::add_to_linker(&mut linker).map_err(load_error)?;
         crate::reads::add_to_linker(&mut linker).map_err(load_error)?;

@@ -68,7 +68,7 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
 }
 
 /// The folder a descriptor is, if the component may write in it.
-fn writable_folder(descriptor: &Descriptor) -> Result<&Arc<std::fs::File>, ErrorCode> {
+pub(crate) fn writable_folder(descriptor: &Descriptor) -> Result<&Arc<std::fs::File>, ErrorCode> {
     match descriptor {
         Descriptor::Dir(dir) if dir.perms.write_not_permitted() => Err(ErrorCode::NotPermitted),
         Descriptor::Dir(dir) => Ok(&dir.dir),

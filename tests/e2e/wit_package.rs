@@ -402,8 +402,9 @@ fn the_wit_package_parses_with_its_three_worlds() {
         "the queue world imports nothing but what its host gives every component (WASI)"
     );
 
-    // The hosted world: the same exports, and the folders, listing, reads
-    // and writes (with the WASI interfaces their types come from).
+    // The hosted world: the same exports, and the entries, folders,
+    // listing, reads and writes (with the WASI interfaces their types come
+    // from).
     let hosted = world(&resolve, package, "queue-hosted");
     assert_eq!(
         describe_exports(&resolve, hosted),
@@ -416,6 +417,7 @@ fn the_wit_package_parses_with_its_three_worlds() {
             .filter(|name| !name.starts_with("wasi:"))
             .collect::<Vec<_>>(),
         [
+            "fmes:queue/entries@0.1.0",
             "fmes:queue/folders@0.1.0",
             "fmes:queue/listing@0.1.0",
             "fmes:queue/reads@0.1.0",
@@ -527,9 +529,14 @@ fn the_hosted_component_matches_the_queue_hosted_world() {
         "the hosted component against wit/hosted.wit",
         &check_queue_component(&wit, hosted, &component, built),
     );
-    // It does list, read and write through the host, with every function.
+    // It does list, read, write and change entries through the host, with
+    // every function.
     let imported = describe_fmes_imports(&component, built);
     for function in [
+        "entries@0.1.0#rename",
+        "entries@0.1.0#link",
+        "entries@0.1.0#remove-file",
+        "entries@0.1.0#flush-folder",
         "listing@0.1.0#list-folder",
         "listing@0.1.0#[method]folder-listing.next-batch",
         "reads@0.1.0#read-files",

@@ -8,10 +8,12 @@
 //! temporary file) is an error for that entry alone, which is skipped,
 //! instead of ending the listing as it does in the standard library.
 //!
-//! Built with the `hosted` feature (the `queue-hosted` world), it lists
-//! folders, reads message files and creates new ones through the fmes
-//! host's `fmes:queue/listing`, `reads` and `writes` instead: hundreds of
-//! entries or many files per call rather than several calls per file.
+//! Built with the `hosted` feature (the `queue-hosted` world), it opens
+//! folders, lists them, reads message files, creates new ones and renames,
+//! links and removes names through the fmes host's `fmes:queue/folders`,
+//! `listing`, `reads`, `writes` and `entries` instead: hundreds of entries
+//! or many files per call rather than several calls per file, and each
+//! change a system call.
 
 use std::cell::RefCell;
 use std::io;
@@ -24,6 +26,10 @@ use wasip2::filesystem::types::{
 };
 
 use super::{DirEntry, EntryKind, FileSystem, ReadOutcome, Status};
+// Renames, links, removals and folder flushes through the fmes host: each
+// a system call, where wasmtime-wasi's enters an async runtime for it.
+#[cfg(feature = "hosted")]
+use crate::component::fmes::queue::entries;
 
 /// How much one `read` call asks for.
 const READ_CHUNK: u64 = 1 << 20;
@@ -385,9 +391,11 @@ impl FileSystem for WasiFs {
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let (from_folder, from_name) = self.parent(from)?;
         let (to_folder, to_name) = self.parent(to)?;
-        from_folder
-            .rename_at(from_name, &to_folder, to_name)
-            .map_err(to_io)
+        #[cfg(feature = "hosted")]
+        let renamed = entries::rename(&from_folder, from_name, &to_folder, to_name);
+        #[cfg(not(feature = "hosted"))]
+        let renamed = from_folder.rename_at(from_name, &to_folder, to_name);
+        renamed.map_err(to_io)
     }
 
     fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
@@ -410,19 +418,30 @@ impl FileSystem for WasiFs {
     }
 
     fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        self.folder(dir)?.sync().map_err(to_io)
+        let folder = self.folder(dir)?;
+        #[cfg(feature = "hosted")]
+        let flushed = entries::flush_folder(&folder);
+        #[cfg(not(feature = "hosted"))]
+        let flushed = folder.sync();
+        flushed.map_err(to_io)
     }
 
     fn link(&self, from: &str, to: &str) -> io::Result<()> {
         let (from_folder, from_name) = self.parent(from)?;
         let (to_folder, to_name) = self.parent(to)?;
-        from_folder
-            .link_at(PathFlags::empty(), from_name, &to_folder, to_name)
-            .map_err(to_io)
+        #[cfg(feature = "hosted")]
+        let linked = entries::link(&from_folder, from_name, &to_folder, to_name);
+        #[cfg(not(feature = "hosted"))]
+        let linked = from_folder.link_at(PathFlags::empty(), from_name, &to_folder, to_name);
+        linked.map_err(to_io)
     }
 
     fn remove_file(&self, path: &str) -> io::Result<()> {
         let (folder, name) = self.parent(path)?;
-        folder.unlink_file_at(name).map_err(to_io)
+        #[cfg(feature = "hosted")]
+        let removed = entries::remove_file(&folder, name);
+        #[cfg(not(feature = "hosted"))]
+        let removed = folder.unlink_file_at(name);
+        removed.map_err(to_io)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BinaryHeap;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -43,6 +44,16 @@ impl NewMessage<'_> {
     /// when given, laid out as the Python writer does (two-space indent),
     /// with a final newline.
     pub fn stored_text(&self, fmes_file: Option<&str>) -> Result<String, serde_json::Error> {
+        Ok(self.stored_text_and_payload(fmes_file)?.0)
+    }
+
+    /// [`Self::stored_text`], and where in it the payload is (laid out one
+    /// level in, as the whole is): [`compact`] of that part is the payload
+    /// as `to_string` writes it, for the fraction of the cost.
+    pub fn stored_text_and_payload(
+        &self,
+        fmes_file: Option<&str>,
+    ) -> Result<(String, Range<usize>), serde_json::Error> {
         // Written field by field, as serde_json lays out the whole object
         // (`to_string_pretty`, which the tests compare it with): serde's
         // machinery for a struct costs more than the rest of a send's text,
@@ -70,14 +81,17 @@ impl NewMessage<'_> {
         text.extend_from_slice(b",\n  \"timestamp\": \"");
         text.extend_from_slice(&self.sent.timestamp_bytes());
         text.extend_from_slice(b"\",\n  \"payload\": ");
+        let payload_start = text.len();
         let mut nested = serde_json::Serializer::with_formatter(&mut text, NestedPretty::default());
         serde::Serialize::serialize(&self.payload, &mut nested)?;
+        let payload = payload_start..text.len();
         if let Some(file) = fmes_file {
             text.extend_from_slice(b",\n  \"fmes_file\": ");
             push_json_string(&mut text, file);
         }
         text.extend_from_slice(b"\n}\n");
-        Ok(String::from_utf8(text).expect("text made of strings and serde_json's output"))
+        let text = String::from_utf8(text).expect("text made of strings and serde_json's output");
+        Ok((text, payload))
     }
 
     /// The stored JSON object, with fields in the format's order.
@@ -760,7 +774,13 @@ mod tests {
             }
             let mut expected = serde_json::to_string_pretty(&object).unwrap();
             expected.push('\n');
-            assert_eq!(new.stored_text(file).unwrap(), expected, "payload {i}");
+            let (text, payload) = new.stored_text_and_payload(file).unwrap();
+            assert_eq!(text, expected, "payload {i}");
+            assert_eq!(
+                compact(&text[payload]),
+                new.payload.to_string(),
+                "payload {i}"
+            );
         }
     }
 

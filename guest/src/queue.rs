@@ -281,10 +281,8 @@ impl<F: FileSystem> Queue<F> {
             return self.publish_once(&self.mailbox(&request.to)?, &new, id);
         }
         // The mailbox is checked by publishing in it.
-        let (text, file) = self.publish(&names::mailbox_dir(&request.to), &new)?;
-        let NewMessage {
-            id, sent, payload, ..
-        } = new;
+        let published = self.publish(&names::mailbox_dir(&request.to), &new)?;
+        let NewMessage { id, sent, .. } = new;
         // The request's own strings: no copies of them.
         Ok(Message {
             id,
@@ -295,9 +293,9 @@ impl<F: FileSystem> Queue<F> {
                 .unwrap_or_else(|| DEFAULT_TYPE.to_string()),
             priority,
             timestamp: sent.timestamp(),
-            payload: payload.to_string(),
-            file,
-            raw: text,
+            payload: published.payload,
+            file: published.file,
+            raw: published.text,
         })
     }
 
@@ -327,8 +325,8 @@ impl<F: FileSystem> Queue<F> {
                 sent: next_send_time(SystemTime::now()),
                 payload: payload.clone(),
             };
-            let (text, file) = self.publish(&names::mailbox_dir(&agent), &new)?;
-            sent.push(stored_message(&new, text, file));
+            let published = self.publish(&names::mailbox_dir(&agent), &new)?;
+            sent.push(stored_message(&new, published));
         }
         Ok(sent)
     }
@@ -595,9 +593,9 @@ impl<F: FileSystem> Queue<F> {
 
     /// Writes a message under a temporary name, then gives it its final
     /// name with a hard link, which fails rather than replace a file; a
-    /// reader never sees a partial message. Returns its text and file name.
-    fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<(String, String), QueueError> {
-        let text = stored_text(new, None)?;
+    /// reader never sees a partial message.
+    fn publish(&self, mailbox: &str, new: &NewMessage<'_>) -> Result<Published, QueueError> {
+        let (text, payload) = stored_text(new, None)?;
         let mut attempt = 0;
         let file = loop {
             attempt += 1;
@@ -634,7 +632,11 @@ impl<F: FileSystem> Queue<F> {
                 Err(PublishError::Flush(e)) => return Err(QueueError::io("flush", mailbox, e)),
             }
         };
-        Ok((text, file))
+        Ok(Published {
+            text,
+            payload,
+            file,
+        })
     }
 
     /// Sends a message with a caller-given id at most once.
@@ -658,7 +660,7 @@ impl<F: FileSystem> Queue<F> {
         self.ensure_dir(IDS_DIR)?;
         let marker = format!("{IDS_DIR}/{id}");
         let file = new.file_name(self.unique_part().as_str());
-        let text = stored_text(new, Some(&file))?;
+        let (text, payload) = stored_text(new, Some(&file))?;
         let (message, mailbox) =
             match self
                 .fs
@@ -666,7 +668,12 @@ impl<F: FileSystem> Queue<F> {
             {
                 Ok(()) => {
                     self.sync(IDS_DIR)?;
-                    (stored_message(new, text, file), mailbox.to_string())
+                    let published = Published {
+                        text,
+                        payload,
+                        file,
+                    };
+                    (stored_message(new, published), mailbox.to_string())
                 }
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     let message = self.read_marker(&marker)?;
@@ -817,13 +824,33 @@ fn message_from_read(
 }
 
 /// A stored message's text: the Python writer's layout (two-space indent).
-fn stored_text(new: &NewMessage<'_>, fmes_file: Option<&str>) -> Result<String, QueueError> {
-    new.stored_text(fmes_file)
-        .map_err(|e| QueueError::Io(format!("encode message: {e}")))
+/// A new message's file text, and its payload compact (as
+/// [`Message::payload`] holds it).
+fn stored_text(
+    new: &NewMessage<'_>,
+    fmes_file: Option<&str>,
+) -> Result<(String, String), QueueError> {
+    let (text, payload) = new
+        .stored_text_and_payload(fmes_file)
+        .map_err(|e| QueueError::Io(format!("encode message: {e}")))?;
+    // Compacted from the text just written: one pass over its bytes, where
+    // serializing the payload again costs several times more in wasm.
+    let payload = message::compact(&text[payload]);
+    Ok((text, payload))
 }
 
-/// What a send returns for a message it stored as `text` under `file`.
-fn stored_message(new: &NewMessage<'_>, text: String, file: String) -> Message {
+/// A message a send stored.
+struct Published {
+    /// The file's text.
+    text: String,
+    /// The payload, compact.
+    payload: String,
+    /// The file's name in the mailbox.
+    file: String,
+}
+
+/// What a send returns for a message it published.
+fn stored_message(new: &NewMessage<'_>, published: Published) -> Message {
     Message {
         id: new.id.clone(),
         from: new.from.to_string(),
@@ -831,9 +858,9 @@ fn stored_message(new: &NewMessage<'_>, text: String, file: String) -> Message {
         message_type: new.message_type.to_string(),
         priority: new.priority,
         timestamp: new.sent.timestamp(),
-        payload: new.payload.to_string(),
-        file,
-        raw: text,
+        payload: published.payload,
+        file: published.file,
+        raw: published.text,
     }
 }
 

@@ -14,10 +14,11 @@
 //! no other part), and only folders writable to the component are changed.
 
 use std::os::fd::AsFd;
+use std::sync::Arc;
 
 use rustix::fs::AtFlags;
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, LinkerInstance, Resource};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::ErrorCode;
@@ -36,26 +37,8 @@ type TwoNames = (Resource<Descriptor>, String, Resource<Descriptor>, String);
 /// `wasi:filesystem` (whose descriptors it takes).
 pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     let mut entries = linker.instance(ENTRIES)?;
-    entries.func_wrap(
-        "rename",
-        |mut store: StoreContextMut<'_, T>, (folder, name, new_folder, new_name): TwoNames| {
-            let table = store.data_mut().ctx().table;
-            let from = writable_folder(table.get(&folder)?);
-            let to = writable_folder(table.get(&new_folder)?);
-            let result = from.and_then(|from| to.and_then(|to| rename(from, &name, to, &new_name)));
-            Ok((result,))
-        },
-    )?;
-    entries.func_wrap(
-        "link",
-        |mut store: StoreContextMut<'_, T>, (folder, name, new_folder, new_name): TwoNames| {
-            let table = store.data_mut().ctx().table;
-            let from = writable_folder(table.get(&folder)?);
-            let to = writable_folder(table.get(&new_folder)?);
-            let result = from.and_then(|from| to.and_then(|to| link(from, &name, to, &new_name)));
-            Ok((result,))
-        },
-    )?;
+    add_change_of_two(&mut entries, "rename", rename)?;
+    add_change_of_two(&mut entries, "link", link)?;
     entries.func_wrap(
         "remove-file",
         |mut store: StoreContextMut<'_, T>, (folder, name): (Resource<Descriptor>, String)| {
@@ -78,6 +61,28 @@ pub fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime:
         },
     )?;
     Ok(())
+}
+
+/// The folder the component holds, as this host opened it.
+type Folder = Arc<std::fs::File>;
+
+/// Adds the function `name`, which applies `change` to a name in a folder
+/// and a name in another (both folders writable to the component).
+fn add_change_of_two<T: WasiView + 'static>(
+    entries: &mut LinkerInstance<'_, T>,
+    name: &str,
+    change: fn(&Folder, &str, &Folder, &str) -> Result<(), ErrorCode>,
+) -> wasmtime::Result<()> {
+    entries.func_wrap(
+        name,
+        move |mut store: StoreContextMut<'_, T>, (folder, name, new_folder, new_name): TwoNames| {
+            let table = store.data_mut().ctx().table;
+            let from = writable_folder(table.get(&folder)?);
+            let to = writable_folder(table.get(&new_folder)?);
+            let result = from.and_then(|from| to.and_then(|to| change(from, &name, to, &new_name)));
+            Ok((result,))
+        },
+    )
 }
 
 fn rename(
@@ -120,21 +125,22 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::writes::tests::names_in;
 
     fn open(path: &Path) -> std::fs::File {
         std::fs::File::open(path).unwrap()
     }
 
-    fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    }
-
     const NOT_SINGLE: [&str; 6] = ["", ".", "..", "../escape", "inner/b", "a\0b"];
+
+    /// `change(name, new_name)` refuses what is not a single name, in
+    /// either place; `existing` is a name it could change.
+    fn single_names_only(change: impl Fn(&str, &str) -> Result<(), ErrorCode>, existing: &str) {
+        for bad in NOT_SINGLE {
+            assert_eq!(change(bad, "x"), Err(ErrorCode::Invalid), "{bad:?}");
+            assert_eq!(change(existing, bad), Err(ErrorCode::Invalid), "{bad:?}");
+        }
+    }
 
     #[test]
     fn rename_moves_an_entry_between_folders_and_takes_single_names_only() {
@@ -150,18 +156,7 @@ mod tests {
         assert_eq!(std::fs::read(b.join("n.json")).unwrap(), b"{}");
         assert_eq!(rename(&fa, "m.json", &fb, "x"), Err(ErrorCode::NoEntry));
 
-        for bad in NOT_SINGLE {
-            assert_eq!(
-                rename(&fb, bad, &fa, "x"),
-                Err(ErrorCode::Invalid),
-                "{bad:?}"
-            );
-            assert_eq!(
-                rename(&fb, "n.json", &fa, bad),
-                Err(ErrorCode::Invalid),
-                "{bad:?}"
-            );
-        }
+        single_names_only(|name, new_name| rename(&fb, name, &fa, new_name), "n.json");
         assert_eq!(names_in(&b), ["n.json"]);
         assert_eq!(names_in(root.path()), ["a", "b"]);
 
@@ -190,18 +185,10 @@ mod tests {
         );
         assert_eq!(std::fs::read(dir.join("taken.json")).unwrap(), b"other");
         assert_eq!(link(&folder, "gone", &folder, "x"), Err(ErrorCode::NoEntry));
-        for bad in NOT_SINGLE {
-            assert_eq!(
-                link(&folder, bad, &folder, "x"),
-                Err(ErrorCode::Invalid),
-                "{bad:?}"
-            );
-            assert_eq!(
-                link(&folder, "m.json", &folder, bad),
-                Err(ErrorCode::Invalid),
-                "{bad:?}"
-            );
-        }
+        single_names_only(
+            |name, new_name| link(&folder, name, &folder, new_name),
+            "m.json",
+        );
 
         // A link to a file outside gets the new name itself, never its target.
         let outside = tempfile::tempdir().unwrap();

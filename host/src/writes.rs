@@ -188,7 +188,7 @@ fn write_file(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
@@ -224,7 +224,8 @@ mod tests {
         assert!(!dir.path().parent().unwrap().join("escape.json").exists());
     }
 
-    fn names_in(dir: &std::path::Path) -> Vec<String> {
+    /// The names in a folder, sorted.
+    pub(crate) fn names_in(dir: &std::path::Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

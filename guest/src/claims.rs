@@ -335,38 +335,53 @@ impl<F: FileSystem> Queue<F> {
                 batch.dead_lettered.push(MalformedFile { file, reason });
             }
         }
-        for key in candidates {
-            if batch.claimed.len() >= limit {
+        let mut candidates = candidates.into_iter();
+        while batch.claimed.len() < limit {
+            // As many taken as are still wanted, then read in one go (one
+            // call into the host in the component); a taken file that turns
+            // out not to be a message leaves room for the next candidates.
+            let mut taken = Vec::new();
+            for key in candidates.by_ref() {
+                let (stem, deliveries) = split_deliveries(&key.file);
+                let claim = ClaimName {
+                    stem: stem.to_string(),
+                    deliveries: deliveries + 1,
+                    expires_ms,
+                    consumer: consumer.to_string(),
+                };
+                if self.take(mailbox, &key.file, &claim)? {
+                    taken.push((key.file, claim));
+                    if batch.claimed.len() + taken.len() == limit {
+                        break;
+                    }
+                }
+            }
+            if taken.is_empty() {
                 break;
             }
-            let (stem, deliveries) = split_deliveries(&key.file);
-            let claim = ClaimName {
-                stem: stem.to_string(),
-                deliveries: deliveries + 1,
-                expires_ms,
-                consumer: consumer.to_string(),
-            };
-            if !self.take(mailbox, &key.file, &claim)? {
-                continue;
-            }
-            match self.read_message(&inflight, &claim.file_name()) {
-                Some(Ok((mut message, _))) => {
-                    self.claims.remember(mailbox, &claim);
-                    message.file = format!("{}.json", claim.stem);
-                    batch.claimed.push(Claimed {
-                        message,
-                        deliveries: claim.deliveries,
-                        lease_expires_ms: expires_ms,
-                    });
+            let names: Vec<String> = taken.iter().map(|(_, claim)| claim.file_name()).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let read = self.read_messages(&inflight, &names);
+            for ((file, claim), outcome) in taken.into_iter().zip(read) {
+                match outcome {
+                    Some(Ok((mut message, _))) => {
+                        self.claims.remember(mailbox, &claim);
+                        message.file = [claim.stem.as_str(), ".json"].concat();
+                        batch.claimed.push(Claimed {
+                            message,
+                            deliveries: claim.deliveries,
+                            lease_expires_ms: expires_ms,
+                        });
+                    }
+                    Some(Err(malformed)) => {
+                        self.dead_letter(mailbox, &claim, &malformed.reason)?;
+                        batch.dead_lettered.push(MalformedFile {
+                            file,
+                            reason: malformed.reason,
+                        });
+                    }
+                    None => {}
                 }
-                Some(Err(malformed)) => {
-                    self.dead_letter(mailbox, &claim, &malformed.reason)?;
-                    batch.dead_lettered.push(MalformedFile {
-                        file: key.file,
-                        reason: malformed.reason,
-                    });
-                }
-                None => {}
             }
         }
         Ok(dropped && batch.claimed.len() < limit)

@@ -224,4 +224,17 @@ mod tests {
         assert_eq!(names_in(dir), ["sub"]);
         flush_folder(&folder).unwrap();
     }
+
+    #[test]
+    fn failures_are_told_by_their_own_codes() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path();
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b/inside")).unwrap();
+        let folder = open(dir);
+        assert_eq!(rename(&folder, "a", &folder, "b"), Err(ErrorCode::NotEmpty));
+        let long = "n".repeat(300);
+        assert_eq!(remove_file(&folder, &long), Err(ErrorCode::NameTooLong));
+        assert_eq!(names_in(dir), ["a", "b"]);
+    }
 }

@@ -190,6 +190,13 @@ pub(crate) fn error_code(e: rustix::io::Errno) -> ErrorCode {
         Errno::LOOP => ErrorCode::Loop,
         Errno::NOMEM => ErrorCode::InsufficientMemory,
         Errno::MFILE | Errno::NFILE => ErrorCode::InsufficientMemory,
+        Errno::NOTEMPTY => ErrorCode::NotEmpty,
+        Errno::MLINK => ErrorCode::TooManyLinks,
+        Errno::XDEV => ErrorCode::CrossDevice,
+        Errno::BUSY => ErrorCode::Busy,
+        Errno::NAMETOOLONG => ErrorCode::NameTooLong,
+        Errno::INVAL => ErrorCode::Invalid,
+        Errno::NOTSUP => ErrorCode::Unsupported,
         _ => ErrorCode::Io,
     }
 }

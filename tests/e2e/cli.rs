@@ -231,6 +231,8 @@ fn bad_usage_exits_2() {
         &["send", "--from", "a", "--to", "b", "--priority", "0", "1"],
         &["cleanup", "--max-age", "soon"],
         &["receive", "b", "--limit", "-1"],
+        &["receive", "b", "--limit", "0"],
+        &["claim", "b", "--consumer", "w", "--limit", "0"],
         &["archive", "b"],
         &["frobnicate"],
     ];
@@ -240,6 +242,10 @@ fn bad_usage_exits_2() {
     }
     let err = failure(&comm.run(&["cleanup", "--max-age", "soon"]), 2);
     assert!(err.contains("\"soon\" is not a duration"), "{err}");
+    // A limit of 0 would answer "no messages" over a full mailbox.
+    success(&comm.run(&["send", "--from", "a", "--to", "b", "1"]));
+    let err = failure(&comm.run(&["receive", "b", "--limit", "0"]), 2);
+    assert!(err.contains("--limit"), "{err}");
 }
 
 #[test]

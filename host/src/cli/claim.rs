@@ -25,8 +25,9 @@ pub struct Args {
     /// Who holds the claims (a worker's name).
     #[arg(long, value_name = "NAME")]
     consumer: String,
-    /// At most this many messages.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// At most this many messages (at least 1).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     limit: u32,
     /// How long the claims last before the messages go back.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]

@@ -24,8 +24,8 @@ pub struct Args {
     /// Only messages of this type.
     #[arg(long = "type", value_name = "TYPE")]
     message_type: Option<String>,
-    /// At most this many messages, the first in delivery order.
-    #[arg(long, value_name = "N")]
+    /// At most this many messages, the first in delivery order (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     limit: Option<u32>,
 }
 

@@ -12,6 +12,15 @@
 //!
 //! A message back in the mailbox after a delivery is named `{stem}~{n}.json`,
 //! which keeps its place in the order and its delivery count.
+//!
+//! All of this needs a stem that no other file of the mailbox has, waiting or
+//! claimed. An fmes name has one (its unique part). Another writer's names
+//! need not: the Python writer gives two messages of one second the same
+//! name, so one may arrive while the other is claimed, and its type may end
+//! in `~9` like a delivery count. Such a file gets a stem of its own on its
+//! first claim, its name (cut to fit) and `~u` with twelve random hex
+//! digits: a claim, a return or an extension then never lands on another
+//! message's name, and only on such a stem is a `~{n}` read as a count.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -82,6 +91,18 @@ pub struct ClaimName {
 }
 
 impl ClaimName {
+    /// The claim of the mailbox file `file` taking it for `consumer`: its
+    /// [claimed stem](claimed_stem), one delivery more.
+    fn first(file: &str, expires_ms: u64, consumer: &str) -> ClaimName {
+        let (stem, deliveries) = split_deliveries(file);
+        ClaimName {
+            stem: claimed_stem(stem).into_owned(),
+            deliveries: deliveries.saturating_add(1),
+            expires_ms,
+            consumer: consumer.to_string(),
+        }
+    }
+
     pub fn parse(name: &str) -> Option<ClaimName> {
         let mut parts = name.rsplitn(4, '~');
         let consumer = parts.next()?;
@@ -115,7 +136,14 @@ impl ClaimName {
 
     /// The message's name in the mailbox, carrying its delivery count.
     pub fn mailbox_name(&self) -> String {
-        mailbox_name(&self.stem, self.deliveries)
+        self.mailbox_name_after(self.deliveries)
+    }
+
+    /// Its name in the mailbox after `deliveries`: on its stem if that is
+    /// unique (always, but for a claim an older fmes made, or anyone), else
+    /// on a new unique one, so the return replaces no other message.
+    pub fn mailbox_name_after(&self, deliveries: u32) -> String {
+        mailbox_name(&claimed_stem(&self.stem), deliveries)
     }
 }
 
@@ -203,16 +231,62 @@ impl ClaimMemo {
     }
 }
 
-/// A mailbox file name split into its stem and delivery count.
+/// A mailbox file name split into its stem and delivery count: `~{n}` is a
+/// count only after a [unique stem](is_unique_stem); anything else is part
+/// of another writer's name.
 pub(crate) fn split_deliveries(file: &str) -> (&str, u32) {
     let stem = file.strip_suffix(".json").unwrap_or(file);
-    match stem.rsplit_once('~') {
-        Some((base, count)) if !base.is_empty() && !count.is_empty() => match count.parse() {
-            Ok(n) if count.bytes().all(|b| b.is_ascii_digit()) => (base, n),
-            _ => (stem, 0),
-        },
-        _ => (stem, 0),
+    if let Some((base, count)) = stem.rsplit_once('~')
+        && !count.is_empty()
+        && count.bytes().all(|b| b.is_ascii_digit())
+        && is_unique_stem(base)
+        && let Ok(n) = count.parse()
+    {
+        return (base, n);
     }
+    (stem, 0)
+}
+
+/// Marks a stem a claim made unique: `~u`, then [`UNIQUE_MARK_DIGITS`] hex digits.
+const UNIQUE_MARK: &str = "~u";
+const UNIQUE_MARK_DIGITS: usize = 12;
+/// The longest stem a claim keeps: its `.inflight/` name adds up to 97
+/// bytes (`~`, a count of up to 10 digits, `~`, an expiry of up to 20, `~`
+/// and a consumer of up to 64), a settle's staging note 29, and a file
+/// name may have 255. An fmes name's stem has at most 134.
+pub(crate) const MAX_CLAIMED_STEM: usize = 158;
+
+/// True for a stem only one file can have: an fmes name's (it holds the
+/// writer's unique part) or one a claim made unique.
+pub(crate) fn is_unique_stem(stem: &str) -> bool {
+    if stem.len() > MAX_CLAIMED_STEM {
+        return false;
+    }
+    if crate::message::order_from_fmes_name(stem).is_some() {
+        return true;
+    }
+    let mark = UNIQUE_MARK.len() + UNIQUE_MARK_DIGITS;
+    stem.len() > mark
+        && stem.as_bytes()[stem.len() - mark..].starts_with(UNIQUE_MARK.as_bytes())
+        && stem.as_bytes()[stem.len() - UNIQUE_MARK_DIGITS..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// The stem a file is claimed under: its own if [unique](is_unique_stem),
+/// else its own cut to fit (at a character boundary) and marked unique.
+pub(crate) fn claimed_stem(stem: &str) -> std::borrow::Cow<'_, str> {
+    if is_unique_stem(stem) {
+        return std::borrow::Cow::Borrowed(stem);
+    }
+    let mut keep = stem
+        .len()
+        .min(MAX_CLAIMED_STEM - UNIQUE_MARK.len() - UNIQUE_MARK_DIGITS);
+    while !stem.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let random = crate::queue::random_hex(UNIQUE_MARK_DIGITS / 2);
+    std::borrow::Cow::Owned([&stem[..keep], UNIQUE_MARK, &random].concat())
 }
 
 /// The mailbox name of a stem delivered `deliveries` times.
@@ -323,13 +397,7 @@ impl<F: FileSystem> Queue<F> {
 
         for (file, reason) in bad {
             // Claimed first (one rename), so only one claimer moves it.
-            let (stem, deliveries) = split_deliveries(&file);
-            let claim = ClaimName {
-                stem: stem.to_string(),
-                deliveries: deliveries + 1,
-                expires_ms,
-                consumer: consumer.to_string(),
-            };
+            let claim = ClaimName::first(&file, expires_ms, consumer);
             if self.take(mailbox, &file, &claim)? {
                 self.dead_letter(mailbox, &claim, &reason)?;
                 batch.dead_lettered.push(MalformedFile { file, reason });
@@ -342,13 +410,7 @@ impl<F: FileSystem> Queue<F> {
             // out not to be a message leaves room for the next candidates.
             let mut taken = Vec::new();
             for key in candidates.by_ref() {
-                let (stem, deliveries) = split_deliveries(&key.file);
-                let claim = ClaimName {
-                    stem: stem.to_string(),
-                    deliveries: deliveries + 1,
-                    expires_ms,
-                    consumer: consumer.to_string(),
-                };
+                let claim = ClaimName::first(&key.file, expires_ms, consumer);
                 if self.take(mailbox, &key.file, &claim)? {
                     taken.push((key.file, claim));
                     if batch.claimed.len() + taken.len() == limit {
@@ -426,7 +488,7 @@ impl<F: FileSystem> Queue<F> {
     pub fn give_back(&self, agent: &str, consumer: &str, file: &str) -> Result<String, QueueError> {
         self.on_claim(agent, consumer, file, |mailbox, claim| {
             let before = claim.deliveries.saturating_sub(1);
-            let name = self.unclaim_as(mailbox, claim, mailbox_name(&claim.stem, before))?;
+            let name = self.unclaim_as(mailbox, claim, claim.mailbox_name_after(before))?;
             self.claims.forget(mailbox, &claim.stem);
             Ok(name)
         })
@@ -685,28 +747,93 @@ fn not_found_is_lost(e: QueueError, consumer: &str, file: &str) -> QueueError {
 mod tests {
     use super::*;
 
+    /// An fmes name's stem, unique by its writer's part.
+    const FMES_STEM: &str = "5_20261123_101500.123456789Z_a_TASK_1a2b3c4d0007";
+
     #[test]
     fn claim_names_round_trip() {
         let claim = ClaimName {
-            stem: "5_20240101_120000_a~b_TASK".into(),
+            stem: "5_20240101_120000_a~b_TASK~u0123456789ab".into(),
             deliveries: 3,
             expires_ms: 1_700_000_000_000,
             consumer: "worker-1".into(),
         };
         assert_eq!(ClaimName::parse(&claim.file_name()), Some(claim.clone()));
-        assert_eq!(claim.mailbox_name(), "5_20240101_120000_a~b_TASK~3.json");
+        assert_eq!(
+            claim.mailbox_name(),
+            "5_20240101_120000_a~b_TASK~u0123456789ab~3.json"
+        );
         assert_eq!(ClaimName::parse("x~1~2~bad name"), None);
         assert_eq!(ClaimName::parse("no-tilde"), None);
     }
 
     #[test]
-    fn delivery_counts_split_off_mailbox_names() {
-        assert_eq!(split_deliveries("a_b.json"), ("a_b", 0));
-        assert_eq!(split_deliveries("a_b~4.json"), ("a_b", 4));
+    fn delivery_counts_split_off_unique_stems_only() {
+        let returned = format!("{FMES_STEM}~4.json");
+        assert_eq!(split_deliveries(&returned), (FMES_STEM, 4));
+        assert_eq!(
+            split_deliveries(&format!("{FMES_STEM}.json")),
+            (FMES_STEM, 0)
+        );
+        assert_eq!(
+            split_deliveries("a~u0123456789ab~4.json"),
+            ("a~u0123456789ab", 4)
+        );
+        assert_eq!(
+            split_deliveries("a~u0123456789ab.json"),
+            ("a~u0123456789ab", 0)
+        );
+        // Another writer's names: a type ending in `~4` is no count.
+        assert_eq!(split_deliveries("a_b~4.json"), ("a_b~4", 0));
         assert_eq!(split_deliveries("a~b.json"), ("a~b", 0));
         assert_eq!(split_deliveries("~4.json"), ("~4", 0));
+        assert_eq!(split_deliveries("a~4294967296.json"), ("a~4294967296", 0));
+        // Not a mark: upper-case or too few digits.
+        assert_eq!(
+            split_deliveries("a~u0123456789AB~4.json"),
+            ("a~u0123456789AB~4", 0)
+        );
+        assert_eq!(
+            split_deliveries("a~u0123456789a~4.json"),
+            ("a~u0123456789a~4", 0)
+        );
         assert_eq!(mailbox_name("a", 0), "a.json");
         assert_eq!(mailbox_name("a", 2), "a~2.json");
+    }
+
+    #[test]
+    fn other_writers_stems_are_made_unique_and_short_enough() {
+        assert_eq!(claimed_stem(FMES_STEM), FMES_STEM);
+        assert_eq!(claimed_stem("a~u0123456789ab"), "a~u0123456789ab");
+        let python = "5_20260101_000000_a_TASK";
+        let (one, two) = (claimed_stem(python), claimed_stem(python));
+        assert_ne!(one, two, "each claim of a shared name gets its own stem");
+        for stem in [&one, &two] {
+            assert!(stem.starts_with("5_20260101_000000_a_TASK~u"), "{stem}");
+            assert!(is_unique_stem(stem), "{stem}");
+        }
+        // Cut to fit, at a character boundary: the longest claim name fits
+        // in a file name.
+        for long in [
+            "n".repeat(250),
+            "é".repeat(125),
+            format!("{FMES_STEM}{}", "x".repeat(150)),
+        ] {
+            let stem = claimed_stem(&long);
+            assert!(stem.len() <= MAX_CLAIMED_STEM, "{stem}");
+            assert!(is_unique_stem(&stem), "{stem}");
+            let claim = ClaimName {
+                stem: stem.into_owned(),
+                deliveries: u32::MAX,
+                expires_ms: u64::MAX,
+                consumer: "c".repeat(names::MAX_AGENT_NAME),
+            };
+            assert!(claim.file_name().len() <= names::MAX_FILE_NAME);
+            assert_eq!(ClaimName::parse(&claim.file_name()), Some(claim));
+        }
+        // A count at its largest is not wrapped round by one more delivery.
+        let last = ClaimName::first(&format!("{FMES_STEM}~{}.json", u32::MAX), 0, "w");
+        assert_eq!(last.deliveries, u32::MAX);
     }
 
     fn claim(stem: &str, consumer: &str, deliveries: u32) -> ClaimName {

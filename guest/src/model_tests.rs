@@ -177,6 +177,10 @@ enum Op {
         priority: u8,
         second: u8,
         report: bool,
+        /// 0: a name of its own; 1: the Python writer's name, which an
+        /// earlier message of that second may have (and be claimed under);
+        /// 2: that, with a type ending in `~` and digits, like a count.
+        naming: u8,
     },
     /// A symbolic link named like a message.
     PlantLink {
@@ -296,9 +300,11 @@ fn op(crashes: bool) -> BoxedStrategy<Op> {
             Op::PlantBad { agent, content, name, priority }
         }),
         1 => (0usize..4, any::<bool>()).prop_map(|(agent, old)| Op::PlantTmp { agent, old }),
-        2 => (0usize..4, 0u8..=12, 0u8..3, any::<bool>()).prop_map(|(agent, priority, second, report)| {
-            Op::PlantPython { agent, priority, second, report }
-        }),
+        2 => (0usize..4, 0u8..=12, 0u8..3, any::<bool>(), 0u8..3).prop_map(
+            |(agent, priority, second, report, naming)| {
+                Op::PlantPython { agent, priority, second, report, naming }
+            }
+        ),
         1 => (0usize..4).prop_map(|agent| Op::PlantLink { agent }),
         1 => (0usize..4).prop_map(|agent| Op::PlantDir { agent }),
         1 => Just(Op::Stats),
@@ -332,6 +338,8 @@ enum Ident {
 enum Name {
     Exact(String),
     Suffixed(String),
+    /// A claim made the stem unique: `{stem}~u` and twelve hex digits, `.json`.
+    Marked(String),
 }
 
 impl Name {
@@ -347,6 +355,7 @@ impl Name {
         match self {
             Name::Exact(name) => name,
             Name::Suffixed(stem) => panic!("name of {stem}_* not learnt yet"),
+            Name::Marked(stem) => panic!("name of {stem}~u* not learnt yet"),
         }
     }
 
@@ -358,6 +367,10 @@ impl Name {
                 .and_then(|rest| rest.strip_prefix('_'))
                 .and_then(|rest| rest.strip_suffix(".json"))
                 .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
+            Name::Marked(stem) => name
+                .strip_suffix(".json")
+                .and_then(marked_stem)
+                .is_some_and(|base| base == stem),
         }
     }
 }
@@ -488,18 +501,38 @@ fn mailbox_dir(agent: &str) -> String {
     dir
 }
 
-/// `{stem}~{n}.json` split into stem and count (0 without a count).
+/// `{stem}~{n}.json` split into stem and count (0 without a count); a
+/// count follows only a stem no other file can have.
 fn split_deliveries(file: &str) -> (String, u32) {
     let stem = file.strip_suffix(".json").unwrap_or(file);
     if let Some((base, count)) = stem.rsplit_once('~')
         && !base.is_empty()
         && !count.is_empty()
         && count.bytes().all(|b| b.is_ascii_digit())
+        && unique_stem(base)
         && let Ok(n) = count.parse()
     {
         return (base.to_string(), n);
     }
     (stem.to_string(), 0)
+}
+
+/// An fmes name's stem (`5_20000101_000000.000000001Z_…`), or one a claim
+/// marked unique (`…~u` and twelve hex digits).
+fn unique_stem(stem: &str) -> bool {
+    let b = stem.as_bytes();
+    let fmes = b.len() >= 29 && b[1] == b'_' && b[17] == b'.' && b[27] == b'Z' && b[28] == b'_';
+    fmes || marked_stem(stem).is_some()
+}
+
+/// The stem a claim marked unique was made from.
+fn marked_stem(stem: &str) -> Option<&str> {
+    let (base, mark) = stem.rsplit_once("~u")?;
+    let hex = mark.len() == 12
+        && mark
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    hex.then_some(base)
 }
 
 fn mailbox_name(stem: &str, deliveries: u32) -> String {
@@ -626,7 +659,12 @@ impl Model {
     fn dead_letter(&mut self, i: usize, stem: &str, deliveries: u32, reason: Reason) -> Name {
         let target = format!("{stem}.json");
         let agent = self.entities[i].agent.clone();
-        let name = Name::settle(&target, self.dead_taken(&agent, &target));
+        // Only a claim dead-letters a file, under the stem it made unique.
+        let name = if unique_stem(stem) {
+            Name::settle(&target, self.dead_taken(&agent, &target))
+        } else {
+            Name::Marked(stem.to_string())
+        };
         self.entities[i].state = State::Dead {
             name: name.clone(),
             deliveries,
@@ -1011,7 +1049,8 @@ impl Harness {
                 priority,
                 second,
                 report,
-            } => self.plant_python(NAMES[*agent], *priority, *second, *report),
+                naming,
+            } => self.plant_python(NAMES[*agent], *priority, *second, *report, *naming),
             Op::PlantLink { agent } => self.plant_link(NAMES[*agent]),
             Op::PlantDir { agent } => {
                 let n = self.model.next_n;
@@ -1400,6 +1439,9 @@ impl Harness {
         self.model.recover_mailbox(&owner);
         let mut claimed: Vec<(Ident, String, u32)> = Vec::new();
         let mut dead: Vec<String> = Vec::new();
+        // Claims of another writer's names, whose unique stems are learnt
+        // from the answer: (place in `claimed`, entity).
+        let mut to_learn: Vec<(usize, usize)> = Vec::new();
         if limit > 0 {
             let mut bad = Vec::new();
             let mut keyed = Vec::new();
@@ -1432,6 +1474,9 @@ impl Harness {
                     dead.push(name);
                     continue;
                 }
+                if !unique_stem(&stem) {
+                    to_learn.push((claimed.len(), i));
+                }
                 claimed.push((
                     self.model.entities[i].ident.clone(),
                     format!("{stem}.json"),
@@ -1456,6 +1501,22 @@ impl Harness {
                 )
             })
             .collect();
+        for (k, i) in to_learn {
+            let Some((_, file, _)) = got_claimed.get(k) else {
+                break;
+            };
+            let State::InFlight { stem, .. } = &mut self.model.entities[i].state else {
+                unreachable!()
+            };
+            let marked = file.strip_suffix(".json").unwrap_or(file);
+            assert_eq!(
+                marked_stem(marked),
+                Some(stem.as_str()),
+                "{what}: claimed as {file}"
+            );
+            *stem = marked.to_string();
+            claimed[k].1 = file.clone();
+        }
         assert_eq!(got_claimed, claimed, "{what}: claimed");
         let lease_ms = lease.as_millis() as u64;
         for c in &batch.claimed {
@@ -1884,10 +1945,31 @@ impl Harness {
         });
     }
 
-    fn plant_python(&mut self, agent: &str, priority: u8, second: u8, report: bool) {
+    fn plant_python(&mut self, agent: &str, priority: u8, second: u8, report: bool, naming: u8) {
+        let ty = match (report, naming) {
+            (false, 2) => "TASK~1",
+            (true, 2) => "REPORT~4",
+            (false, _) => "TASK",
+            (true, _) => "REPORT",
+        };
+        let name = match naming {
+            0 => format!(
+                "{priority}_20000101_00000{second}_py_{ty}_{}.json",
+                self.model.next_n
+            ),
+            _ => format!("{priority}_20000101_00000{second}_py_{ty}.json"),
+        };
+        // The Python writer would replace a waiting file of that name (its
+        // own flaw); one claimed under it is no longer in the way.
+        let owner = agent.to_ascii_lowercase();
+        let waiting = self.model.ready_in(&owner).into_iter().any(
+            |i| matches!(&self.model.entities[i].state, State::Ready { name: n, .. } if *n == name),
+        );
+        if waiting {
+            return;
+        }
         let n = self.model.next_n;
         self.model.next_n += 1;
-        let ty = if report { "REPORT" } else { "TASK" };
         let id = format!("py{n}");
         let text = format!(
             r#"{{
@@ -1900,7 +1982,6 @@ impl Harness {
   "payload": {{"n": {n}}}
 }}"#
         );
-        let name = format!("{priority}_20000101_00000{second}_py_{ty}_{n}.json");
         let path = format!("{}/{name}", mailbox_dir(agent));
         let result = self.fs.write_new(&path, text.as_bytes(), false);
         if !self.exists(agent) {
@@ -2236,7 +2317,7 @@ impl Harness {
             let (State::Archived { name, .. } | State::Dead { name, .. }) = &mut e.state else {
                 continue;
             };
-            if let Name::Suffixed(_) = name {
+            if let Name::Suffixed(_) | Name::Marked(_) = name {
                 let actual =
                     found
                         .get(&e.ident)

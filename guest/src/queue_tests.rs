@@ -679,3 +679,139 @@ fn temporary_names_swap_the_json_suffix_for_tmp() {
     assert_eq!(temporary_name("notes"), "notes.tmp");
     assert_eq!(temporary_name("a.json.json"), "a.json.tmp");
 }
+
+/// Every `*.json` file under `dir`, at any depth, as paths relative to it.
+fn all_messages(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_python_name_written_again_while_the_first_is_claimed_loses_neither() {
+    let (dir, q) = setup(&["a", "b"]);
+    let name = dir.path().join("To_B/5_20260101_000000_py_TASK.json");
+    std::fs::write(&name, python_message(5, "2026-01-01T00:00:00Z", "1")).unwrap();
+    let first = q
+        .claim("b", "w1", 1, Duration::from_secs(60))
+        .unwrap()
+        .claimed;
+    // The Python writer may use the name again once the first has left.
+    std::fs::write(&name, python_message(5, "2026-01-01T00:00:00Z", "2")).unwrap();
+    let second = q
+        .claim("b", "w2", 1, Duration::from_secs(60))
+        .unwrap()
+        .claimed;
+    assert_eq!((first.len(), second.len()), (1, 1));
+    assert_ne!(first[0].message.file, second[0].message.file);
+    // Both released: both come back, neither over the other.
+    q.release("b", "w1", &first[0].message.file).unwrap();
+    q.release("b", "w2", &second[0].message.file).unwrap();
+    let payloads = |q: &Queue<StdFs>| -> Vec<String> {
+        let mut payloads: Vec<String> = q
+            .receive("b", None, None)
+            .unwrap()
+            .messages
+            .into_iter()
+            .map(|m| m.payload)
+            .collect();
+        payloads.sort();
+        payloads
+    };
+    assert_eq!(payloads(&q), ["1", "2"], "{:?}", all_messages(dir.path()));
+    // Claimed again and left to expire, each keeps its own count and place.
+    let batch = q.claim("b", "w1", 2, Duration::ZERO).unwrap().claimed;
+    assert_eq!(
+        batch.iter().map(|c| c.deliveries).collect::<Vec<_>>(),
+        [2, 2]
+    );
+    assert_eq!(q.recover().unwrap().returned, 2);
+    assert_eq!(payloads(&q), ["1", "2"], "{:?}", all_messages(dir.path()));
+}
+
+#[test]
+fn a_type_ending_in_a_tilde_and_digits_is_not_a_delivery_count() {
+    let (dir, q) = setup(&["a", "b"]);
+    let mailbox = dir.path().join("To_B");
+    for (ty, payload) in [("T~9", "9"), ("T~4", "4"), ("T~4294967295", "max")] {
+        let text = python_message(5, "2026-01-01T00:00:00Z", &format!("\"{payload}\""))
+            .replace("\"TASK\"", &format!("\"{ty}\""));
+        std::fs::write(mailbox.join(format!("5_20260101_000000_a_{ty}.json")), text).unwrap();
+    }
+    let batch = q
+        .claim("b", "w", 5, Duration::from_secs(60))
+        .unwrap()
+        .claimed;
+    assert_eq!(batch.len(), 3);
+    assert!(batch.iter().all(|c| c.deliveries == 1), "{batch:?}");
+    let files: std::collections::BTreeSet<&str> =
+        batch.iter().map(|c| c.message.file.as_str()).collect();
+    assert_eq!(
+        files.len(),
+        3,
+        "each claim names its own message: {files:?}"
+    );
+    // Acknowledging one archives that one alone.
+    q.ack("b", "w", &batch[0].message.file).unwrap();
+    assert!(q.ack("b", "w", &batch[0].message.file).is_err());
+    assert_eq!(all_messages(&dir.path().join("ARCHIVE")).len(), 1);
+    assert_eq!(all_messages(&mailbox.join(".inflight")).len(), 0);
+    assert_eq!(
+        std::fs::read_dir(mailbox.join(".inflight"))
+            .unwrap()
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_name_too_long_for_a_claim_or_a_settle_blocks_nothing() {
+    let (dir, q) = setup(&["a", "b"]);
+    let mailbox = dir.path().join("To_B");
+    // First in order (priority 1), and as long as a file name may be.
+    let long = format!("1_{}.json", "n".repeat(245));
+    let bad = format!("1_{}.json", "b".repeat(245));
+    std::fs::write(
+        mailbox.join(&long),
+        python_message(1, "2026-01-01T00:00:00Z", "\"long\""),
+    )
+    .unwrap();
+    std::fs::write(mailbox.join(&bad), "not json").unwrap();
+    q.send(SendRequest::new("a", "b", "\"after\"")).unwrap();
+    let batch = q.claim("b", "w", 5, Duration::from_secs(60)).unwrap();
+    assert_eq!(batch.dead_lettered.len(), 1);
+    assert_eq!(batch.dead_lettered[0].file, bad);
+    let payloads: Vec<&str> = batch
+        .claimed
+        .iter()
+        .map(|c| c.message.payload.as_str())
+        .collect();
+    assert_eq!(payloads, ["\"long\"", "\"after\""]);
+    for c in &batch.claimed {
+        q.ack("b", "w", &c.message.file).unwrap();
+    }
+    assert_eq!(all_messages(&dir.path().join("ARCHIVE")).len(), 2);
+    // Archived (and cleaned up) by name, without a claim: a shorter name.
+    std::fs::write(
+        mailbox.join(&long),
+        python_message(1, "2026-01-01T00:00:00Z", "2"),
+    )
+    .unwrap();
+    let archived = q.archive("b", &long).unwrap();
+    assert!(
+        archived.len() < long.len() && archived.starts_with("1_nnn"),
+        "{archived}"
+    );
+    assert_eq!(all_messages(&dir.path().join("ARCHIVE")).len(), 3);
+}

@@ -45,8 +45,13 @@ impl<F: FileSystem> Queue<F> {
         // and every acknowledgement settles.
         let incoming = [dir, "/", INCOMING_DIR].concat();
         self.ensure_dir(&incoming)?;
+        let target = if target.len() <= MAX_TARGET {
+            std::borrow::Cow::Borrowed(target)
+        } else {
+            std::borrow::Cow::Owned(target_variant(target))
+        };
         // 64 random bits: the staging name must be one no other move uses.
-        let staging = [target, "~", &random_hex(8)].concat();
+        let staging = [&target, "~", &random_hex(8)].concat();
         let note_path = [&incoming, "/", &staging, NOTE_SUFFIX].concat();
         if let Some(note) = note {
             self.fs
@@ -112,8 +117,7 @@ impl<F: FileSystem> Queue<F> {
                 self.sync(&incoming)?;
                 return Ok(target);
             }
-            let stem = target_stem(staging_target(&staging));
-            target = format!("{stem}_{}.json", random_hex(3));
+            target = target_variant(staging_target(&staging));
             let renamed = format!("{target}~{}", random_hex(8));
             if may_have_note {
                 self.move_note(
@@ -185,7 +189,19 @@ fn staging_target(staging: &str) -> &str {
         .map_or(staging, |(target, _)| target)
 }
 
-/// A target name without `.json`.
-fn target_stem(target: &str) -> &str {
-    target.strip_suffix(".json").unwrap_or(target)
+/// The longest target name: its staging name adds `~` and 16 hex digits,
+/// and that name's note `.reason`, within a file name's 255 bytes. Another
+/// writer's names may be longer.
+const MAX_TARGET: usize = crate::names::MAX_FILE_NAME - 17 - NOTE_SUFFIX.len();
+
+/// Another name for a message whose target is taken or too long: the
+/// target without `.json`, cut to fit (at a character boundary), then `_`,
+/// six random hex digits and `.json`.
+fn target_variant(target: &str) -> String {
+    let stem = target.strip_suffix(".json").unwrap_or(target);
+    let mut keep = stem.len().min(MAX_TARGET - "_123456.json".len());
+    while !stem.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    [&stem[..keep], "_", &random_hex(3), ".json"].concat()
 }

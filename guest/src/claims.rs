@@ -259,18 +259,27 @@ pub(crate) const MAX_CLAIMED_STEM: usize = 158;
 /// True for a stem only one file can have: an fmes name's (it holds the
 /// writer's unique part) or one a claim made unique.
 pub(crate) fn is_unique_stem(stem: &str) -> bool {
-    if stem.len() > MAX_CLAIMED_STEM {
-        return false;
-    }
-    if crate::message::order_from_fmes_name(stem).is_some() {
-        return true;
-    }
+    stem.len() <= MAX_CLAIMED_STEM
+        && (crate::message::order_from_fmes_name(stem).is_some() || unmarked(stem).is_some())
+}
+
+/// A stem a claim made unique, without its mark.
+fn unmarked(stem: &str) -> Option<&str> {
     let mark = UNIQUE_MARK.len() + UNIQUE_MARK_DIGITS;
-    stem.len() > mark
-        && stem.as_bytes()[stem.len() - mark..].starts_with(UNIQUE_MARK.as_bytes())
-        && stem.as_bytes()[stem.len() - UNIQUE_MARK_DIGITS..]
+    let start = stem.len().checked_sub(mark).filter(|&start| start > 0)?;
+    let marked = stem.as_bytes()[start..].starts_with(UNIQUE_MARK.as_bytes())
+        && stem.as_bytes()[start + UNIQUE_MARK.len()..]
             .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+    // Its last bytes are ASCII: `start` is a character boundary.
+    marked.then(|| &stem[..start])
+}
+
+/// The name a claimed message is archived or dead-lettered under: the one
+/// its writer gave it (or as much as a claim kept), without the mark that
+/// made it unique in the mailbox; a name taken there gets a variant.
+fn settled_name(stem: &str) -> String {
+    [unmarked(stem).unwrap_or(stem), ".json"].concat()
 }
 
 /// The stem a file is claimed under: its own if [unique](is_unique_stem),
@@ -456,7 +465,7 @@ impl<F: FileSystem> Queue<F> {
             let archived = self.settle(
                 &source,
                 names::ARCHIVE_DIR,
-                &[claim.stem.as_str(), ".json"].concat(),
+                &settled_name(&claim.stem),
                 None,
             )?;
             self.claims.forget(mailbox, &claim.stem);
@@ -659,7 +668,7 @@ impl<F: FileSystem> Queue<F> {
         })
         .to_string();
         let source = format!("{mailbox}/{INFLIGHT_DIR}/{}", claim.file_name());
-        self.settle(&source, &dir, &format!("{}.json", claim.stem), Some(&note))
+        self.settle(&source, &dir, &settled_name(&claim.stem), Some(&note))
     }
 
     /// The claim `consumer` holds on the message `stem` of `mailbox`, as a
@@ -831,6 +840,10 @@ mod tests {
             assert!(claim.file_name().len() <= names::MAX_FILE_NAME);
             assert_eq!(ClaimName::parse(&claim.file_name()), Some(claim));
         }
+        // Archived and dead-lettered under the name its writer gave it.
+        assert_eq!(settled_name(&one), "5_20260101_000000_a_TASK.json");
+        assert_eq!(settled_name(FMES_STEM), format!("{FMES_STEM}.json"));
+        assert_eq!(settled_name("~u0123456789ab"), "~u0123456789ab.json");
         // A count at its largest is not wrapped round by one more delivery.
         let last = ClaimName::first(&format!("{FMES_STEM}~{}.json", u32::MAX), 0, "w");
         assert_eq!(last.deliveries, u32::MAX);

@@ -338,8 +338,6 @@ enum Ident {
 enum Name {
     Exact(String),
     Suffixed(String),
-    /// A claim made the stem unique: `{stem}~u` and twelve hex digits, `.json`.
-    Marked(String),
 }
 
 impl Name {
@@ -355,7 +353,6 @@ impl Name {
         match self {
             Name::Exact(name) => name,
             Name::Suffixed(stem) => panic!("name of {stem}_* not learnt yet"),
-            Name::Marked(stem) => panic!("name of {stem}~u* not learnt yet"),
         }
     }
 
@@ -367,10 +364,6 @@ impl Name {
                 .and_then(|rest| rest.strip_prefix('_'))
                 .and_then(|rest| rest.strip_suffix(".json"))
                 .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit())),
-            Name::Marked(stem) => name
-                .strip_suffix(".json")
-                .and_then(marked_stem)
-                .is_some_and(|base| base == stem),
         }
     }
 }
@@ -525,6 +518,12 @@ fn unique_stem(stem: &str) -> bool {
     fmes || marked_stem(stem).is_some()
 }
 
+/// The name a claimed message is archived or dead-lettered under: its
+/// stem without a claim's mark.
+fn settled_name(stem: &str) -> String {
+    format!("{}.json", marked_stem(stem).unwrap_or(stem))
+}
+
 /// The stem a claim marked unique was made from.
 fn marked_stem(stem: &str) -> Option<&str> {
     let (base, mark) = stem.rsplit_once("~u")?;
@@ -657,14 +656,9 @@ impl Model {
     }
 
     fn dead_letter(&mut self, i: usize, stem: &str, deliveries: u32, reason: Reason) -> Name {
-        let target = format!("{stem}.json");
+        let target = settled_name(stem);
         let agent = self.entities[i].agent.clone();
-        // Only a claim dead-letters a file, under the stem it made unique.
-        let name = if unique_stem(stem) {
-            Name::settle(&target, self.dead_taken(&agent, &target))
-        } else {
-            Name::Marked(stem.to_string())
-        };
+        let name = Name::settle(&target, self.dead_taken(&agent, &target));
         self.entities[i].state = State::Dead {
             name: name.clone(),
             deliveries,
@@ -1600,7 +1594,7 @@ impl Harness {
         let got = got.unwrap_or_else(|e| panic!("{what}: {e:?}"));
         match (op, got) {
             (ClaimOp::Ack, Done::Acked(name)) => {
-                let expected = self.model.archive(i, &format!("{stem}.json"));
+                let expected = self.model.archive(i, &settled_name(&stem));
                 assert!(
                     expected.matches(&name),
                     "{what}: archived as {name}, expected {expected:?}"
@@ -2107,7 +2101,7 @@ impl Harness {
         let mailbox = mailbox_dir(&agent);
         let n = self.model.next_n;
         self.model.next_n += 1;
-        let target = format!("{stem}.json");
+        let target = settled_name(&stem);
         let staging = format!("{target}~crash{n}");
         let dir = format!("DEAD/{mailbox}");
         let _ = self.fs.create_dir("DEAD");
@@ -2317,7 +2311,7 @@ impl Harness {
             let (State::Archived { name, .. } | State::Dead { name, .. }) = &mut e.state else {
                 continue;
             };
-            if let Name::Suffixed(_) | Name::Marked(_) = name {
+            if let Name::Suffixed(_) = name {
                 let actual =
                     found
                         .get(&e.ident)

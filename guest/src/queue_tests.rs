@@ -343,11 +343,14 @@ fn unique_parts_are_the_origin_and_a_count_in_hex() {
 }
 
 /// A file system on which another process makes `raced` (a folder, or a
-/// file if `as_file`) between the queue's look at it and its `mkdir`.
+/// file if `as_file`) between the queue's look at it and its `mkdir`, and
+/// which refuses hard links to staged files if `refuse_links` (as Linux
+/// does to another user's file).
 struct RacingFs {
     inner: crate::fs::mem_fs::MemFs,
     raced: &'static str,
     as_file: bool,
+    refuse_links: bool,
 }
 
 impl crate::fs::FileSystem for RacingFs {
@@ -390,6 +393,9 @@ impl crate::fs::FileSystem for RacingFs {
         self.inner.link_count(path)
     }
     fn link(&self, from: &str, to: &str) -> std::io::Result<()> {
+        if self.refuse_links && from.contains("/.incoming/") {
+            return Err(std::io::ErrorKind::PermissionDenied.into());
+        }
         self.inner.link(from, to)
     }
     fn remove_file(&self, path: &str) -> std::io::Result<()> {
@@ -403,6 +409,7 @@ fn init_while_another_makes_to_claude(as_file: bool) -> Result<Vec<String>, Queu
         inner: crate::fs::mem_fs::MemFs::default(),
         raced: "To_Claude",
         as_file,
+        refuse_links: false,
     });
     let created = q.init(&["claude".into(), "cursor".into()])?;
     assert_eq!(q.agents().unwrap(), ["claude", "cursor"]);
@@ -814,4 +821,47 @@ fn a_name_too_long_for_a_claim_or_a_settle_blocks_nothing() {
         "{archived}"
     );
     assert_eq!(all_messages(&dir.path().join("ARCHIVE")).len(), 3);
+}
+
+#[test]
+fn settles_where_hard_links_are_refused_rename_to_a_free_name() {
+    use crate::fs::FileSystem;
+    let q = Queue::new(RacingFs {
+        inner: crate::fs::mem_fs::MemFs::default(),
+        raced: "",
+        as_file: false,
+        refuse_links: true,
+    });
+    q.init(&["a".into(), "b".into()]).unwrap();
+    let fs = &q.fs.inner;
+    let message = python_message(5, "2026-01-01T00:00:00Z", "1");
+    fs.write_new("To_B/x.json", message.as_bytes(), false)
+        .unwrap();
+    fs.write_new("To_B/bad.json", b"[]", false).unwrap();
+    assert_eq!(q.archive("b", "x.json").unwrap(), "x.json");
+    // The name is taken in the archive now: a variant, nothing replaced.
+    fs.write_new("To_B/x.json", message.as_bytes(), false)
+        .unwrap();
+    let variant = q.archive("b", "x.json").unwrap();
+    assert!(
+        variant.starts_with("x_") && variant.len() == "x_123456.json".len(),
+        "{variant}"
+    );
+    let batch = q.claim("b", "w", 5, Duration::from_secs(60)).unwrap();
+    assert_eq!(batch.dead_lettered.len(), 1);
+    let names = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = fs.list(dir).unwrap().into_iter().map(|e| e.name).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names("ARCHIVE"),
+        [".incoming".to_string(), "x.json".into(), variant]
+    );
+    assert_eq!(
+        names("DEAD/To_B"),
+        [".incoming", "bad.json", "bad.json.reason"]
+    );
+    assert!(names("ARCHIVE/.incoming").is_empty() && names("DEAD/To_B/.incoming").is_empty());
+    assert_eq!(q.recover().unwrap().finished_moves, 0);
 }

@@ -99,6 +99,21 @@ impl<F: FileSystem> Queue<F> {
                         .same_file(&staged, &final_path)
                         .map_err(|e| QueueError::io("compare", &final_path, e))?
                 }
+                // Linux refuses a link to another user's file unless it is
+                // writable to this one (`fs.protected_hardlinks`, on by
+                // default), a `_COMM` shared by several users; and some
+                // file systems have no hard links. A rename to a name that
+                // is free then moves it: it would replace a file that took
+                // the name in the instant between, so it is only the
+                // fallback. The staging name is gone once it is done.
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                    if self.exists(&final_path)? {
+                        false
+                    } else {
+                        self.rename_into_place(&staged, &final_path, dir, may_have_note)?;
+                        return Ok(target);
+                    }
+                }
                 Err(e) => return Err(QueueError::io("link", &final_path, e)),
             };
             if linked {
@@ -137,6 +152,33 @@ impl<F: FileSystem> Queue<F> {
         Err(QueueError::Io(format!(
             "no free name in {dir} for {target} after {TARGET_ATTEMPTS} attempts"
         )))
+    }
+
+    /// Gives a staged file its final name by renaming it, with its note.
+    fn rename_into_place(
+        &self,
+        staged: &str,
+        final_path: &str,
+        dir: &str,
+        may_have_note: bool,
+    ) -> Result<(), QueueError> {
+        // The note first: once the message has left `.incoming/`, a note
+        // left there would be taken for one of a move that never happened.
+        if may_have_note {
+            self.move_note(
+                &[staged, NOTE_SUFFIX].concat(),
+                &[final_path, NOTE_SUFFIX].concat(),
+            )?;
+        }
+        match self.fs.rename(staged, final_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(QueueError::NotFound(staged.to_string()));
+            }
+            Err(e) => return Err(QueueError::io("move", staged, e)),
+        }
+        self.sync(dir)?;
+        self.sync(&[dir, "/", INCOMING_DIR].concat())
     }
 
     /// Completes every interrupted settle into `dir`; returns how many.

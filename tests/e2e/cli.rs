@@ -345,6 +345,87 @@ fn a_send_that_cannot_write_says_which_file_and_why() {
     );
 }
 
+/// A `_COMM` shared by several users: messages another user wrote, which
+/// this one may read but not write, are archived, claimed, acknowledged and
+/// dead-lettered, though Linux refuses this user a hard link to them
+/// (`fs.protected_hardlinks`, on by default). Run as root, the commands run
+/// as `nobody` on files root owns.
+#[cfg(unix)]
+#[test]
+fn another_users_messages_are_archived_acknowledged_and_dead_lettered() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    use std::os::unix::process::CommandExt;
+
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let files: Vec<String> = (0..3)
+        .map(|i| {
+            let sent =
+                success(&comm.run(&["--json", "send", "--from", "a", "--to", "b", &i.to_string()]));
+            json_lines(&sent)[0]["file"].as_str().unwrap().to_string()
+        })
+        .collect();
+    std::fs::write(comm.join("To_B/0_bad.json"), "not json").unwrap();
+    let mut first = comm.fmes();
+    let as_nobody = run_as_nobody(&comm, &mut first);
+    let other_user = |args: &[&str]| {
+        let mut command = comm.fmes();
+        if as_nobody {
+            command
+                .uid(NOBODY)
+                .gid(NOBODY)
+                .env("FMES_CACHE_DIR", comm.root.path().join("cache"));
+        }
+        success(&command.args(args).output().unwrap())
+    };
+    if as_nobody {
+        for name in files.iter().map(String::as_str).chain(["0_bad.json"]) {
+            let path = comm.join(&format!("To_B/{name}"));
+            chown(&path, Some(0), Some(0)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    success(&first.args(["peek", "b"]).output().unwrap());
+
+    other_user(&["archive", "b", &files[0]]);
+    let claimed = json_lines(&other_user(&[
+        "--json",
+        "claim",
+        "b",
+        "--consumer",
+        "w",
+        "--limit",
+        "5",
+    ]));
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    for message in &claimed {
+        other_user(&[
+            "ack",
+            "b",
+            "--consumer",
+            "w",
+            message["file"].as_str().unwrap(),
+        ]);
+    }
+    other_user(&["recover"]);
+
+    assert_eq!(comm.json_files("ARCHIVE"), files);
+    assert_eq!(comm.json_files("DEAD/To_B"), ["0_bad.json"]);
+    assert!(comm.join("DEAD/To_B/0_bad.json.reason").exists());
+    for empty in [
+        "To_B",
+        "To_B/.inflight",
+        "ARCHIVE/.incoming",
+        "DEAD/To_B/.incoming",
+    ] {
+        let left: Vec<_> = std::fs::read_dir(comm.join(empty))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != ".inflight")
+            .collect();
+        assert!(left.is_empty(), "{empty}: {left:?}");
+    }
+}
+
 #[test]
 fn a_missing_comm_folder_says_to_run_init() {
     let dir = tempfile::tempdir().unwrap();

@@ -181,6 +181,57 @@ fn expired_claims_are_reported_and_live_ones_are_not() {
     assert!(found[0]["fix"].as_str().unwrap().contains("fmes recover"));
 }
 
+/// Files fmes cannot name (not UTF-8) are invisible to every other command,
+/// and in-flight entries that are no claim are never returned: both said.
+#[cfg(unix)]
+#[test]
+fn names_fmes_cannot_use_and_strays_in_flight_are_reported() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    q.claim("b", "w", 1, Duration::from_secs(600)).unwrap();
+    let mailbox = comm.join("To_B");
+    let not_utf8 = |name: &[u8]| std::ffi::OsStr::from_bytes(name).to_os_string();
+    std::fs::write(mailbox.join(not_utf8(b"\xff.json")), "{}").unwrap();
+    std::fs::write(mailbox.join(not_utf8(b"\xfe.txt")), "{}").unwrap();
+    for stray in ["garbage", "x~1~1~w.json", "y~1~1~bad consumer"] {
+        std::fs::write(mailbox.join(".inflight").join(stray), "{}").unwrap();
+    }
+    std::fs::write(
+        mailbox.join(".inflight").join(not_utf8(b"\xfd~1~1~w")),
+        "{}",
+    )
+    .unwrap();
+    assert_eq!(q.peek("b").unwrap(), 0);
+
+    let (code, found) = findings(&comm, &[]);
+    assert_eq!(code, 1);
+    let paths = |kind: &str| -> Vec<String> {
+        of_kind(&found, kind)
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(paths("malformed"), ["To_B/\\xff.json"], "{found:?}");
+    let malformed = &of_kind(&found, "malformed")[0];
+    assert!(malformed["problem"].as_str().unwrap().contains("not UTF-8"));
+    let mut strays = paths("unknown-entry");
+    strays.sort();
+    assert_eq!(
+        strays,
+        [
+            "To_B/.inflight/\\xfd~1~1~w",
+            "To_B/.inflight/garbage",
+            "To_B/.inflight/x~1~1~w.json",
+            "To_B/.inflight/y~1~1~bad consumer",
+        ],
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 5, "the live claim is fine: {found:?}");
+}
+
 #[test]
 fn a_bad_file_deep_in_a_big_mailbox_is_found_unless_past_the_limit() {
     let comm = TempComm::with_agents(&["a", "b"]);

@@ -26,9 +26,11 @@ const NOTE_SUFFIX: &str = ".reason";
 /// Looks for: folders you cannot read, write or enter; temporary files a
 /// stopped writer left (older than ten minutes); moves into ARCHIVE/ or
 /// DEAD/ that a stopped process began; files in a mailbox that are not
-/// messages; claims whose lease has expired; mailboxes with more than
-/// --max-waiting messages waiting; dead letters; and entries at the top of
-/// _COMM that are not part of the layout. Changes nothing.
+/// messages (and files whose names are not UTF-8, which fmes cannot
+/// name); claims whose lease has expired, and entries of .inflight/ that
+/// are no claim; mailboxes with more than --max-waiting messages waiting;
+/// dead letters; and entries at the top of _COMM that are not part of the
+/// layout. Changes nothing.
 ///
 /// The folders are listed directly (read-only); messages are read through the
 /// queue component, as every command reads them. In a mailbox over the
@@ -266,8 +268,22 @@ impl Doctor {
         self.add("unknown-entry", name.to_string(), what.to_string(), fix);
     }
 
-    /// Temporary files and expired claims of one mailbox.
+    /// Temporary files, files fmes cannot name, expired claims and entries
+    /// that are no claim, of one mailbox.
     fn check_mailbox(&mut self, dir: &str) -> anyhow::Result<()> {
+        for name in self.names_not_utf8(dir)? {
+            if !name.ends_with(".json") {
+                continue;
+            }
+            self.add(
+                "malformed",
+                format!("{dir}/{name}"),
+                "a file whose name is not UTF-8: fmes cannot name it, so it never \
+                 counts, reads or claims it (the Python reader does)"
+                    .into(),
+                "rename it to a UTF-8 name ending in .json, or move it out of _COMM".into(),
+            );
+        }
         // Only these are kept from the listing: a mailbox may hold 100,000 messages.
         let temporary = |name: &str, kind| kind == Kind::Other && name.ends_with(".tmp");
         for (name, _) in self.list_where(dir, temporary)? {
@@ -297,8 +313,35 @@ impl Doctor {
             .as_millis() as u64;
         // Only expired claims are kept: a mailbox may have 100,000 in flight.
         let expired = |name: &str, _| {
-            fmes_queue::claims::ClaimName::parse(name).is_some_and(|c| c.expires_ms <= now_ms)
+            !name.contains(char::REPLACEMENT_CHARACTER)
+                && fmes_queue::claims::ClaimName::parse(name)
+                    .is_some_and(|c| c.expires_ms <= now_ms)
         };
+        // Not a claim: no recovery returns it, and no consumer can settle it.
+        let no_claim = |name: &str, kind| {
+            // A name that is not UTF-8 is reported below, as it is.
+            let utf8 = !name.contains(char::REPLACEMENT_CHARACTER);
+            utf8 && kind != Kind::Dir && fmes_queue::claims::ClaimName::parse(name).is_none()
+        };
+        let mut strays = self.list_where(&inflight, no_claim)?;
+        strays.extend(
+            self.names_not_utf8(&inflight)?
+                .into_iter()
+                .map(|n| (n, Kind::Other)),
+        );
+        for (name, _) in strays {
+            self.add(
+                "unknown-entry",
+                format!("{inflight}/{name}"),
+                "not a claim (claims are named {stem}~{deliveries}~{lease end, ms}~{consumer}): \
+                 no recovery returns it and no consumer can acknowledge it"
+                    .into(),
+                format!(
+                    "if it is a message, move it back into {dir}/ under a name ending in .json; \
+                     else move it out of _COMM"
+                ),
+            );
+        }
         for (name, _) in self.list_where(&inflight, expired)? {
             let Some(claim) = fmes_queue::claims::ClaimName::parse(&name) else {
                 continue;
@@ -438,8 +481,28 @@ impl Doctor {
         Ok(entries)
     }
 
+    /// The entries of a folder whose names are not UTF-8, each byte that is
+    /// not printable ASCII escaped (`\xff`). The component sees only UTF-8
+    /// names (the WIT's strings are), so fmes cannot name these.
+    fn names_not_utf8(&self, relative: &str) -> anyhow::Result<Vec<String>> {
+        let path = self.path(relative);
+        let listing =
+            std::fs::read_dir(&path).with_context(|| format!("cannot list {}", path.display()))?;
+        let mut names = Vec::new();
+        for entry in listing {
+            let entry = entry.with_context(|| format!("cannot list {}", path.display()))?;
+            let name = entry.file_name();
+            if name.to_str().is_none() {
+                names.push(name.as_encoded_bytes().escape_ascii().to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Calls `each` with every entry of a folder and its kind (links not
-    /// followed), in no particular order.
+    /// followed), in no particular order; a name that is not UTF-8 with
+    /// each bad byte as U+FFFD.
     fn each_entry(&self, relative: &str, mut each: impl FnMut(&str, Kind)) -> anyhow::Result<()> {
         let path = self.path(relative);
         let listing =

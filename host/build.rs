@@ -17,6 +17,8 @@ fn main() {
     for watched in [
         "guest/src",
         "guest/Cargo.toml",
+        // The workspace's dependency versions and features the guest takes.
+        "Cargo.toml",
         "wit",
         "Cargo.lock",
         "plugins/Cargo.toml",

@@ -681,3 +681,48 @@ fn running_out_of_open_files_is_said_so_not_taken_for_a_full_disk() {
         "{said:#?}"
     );
 }
+
+/// `--json` prints the message as stored: numbers as written (no rounding
+/// of integers past 64 bits to floats), and a string escaping half a
+/// surrogate pair (valid JSON, which Python writes) with every other field.
+#[test]
+fn json_output_keeps_numbers_and_lone_surrogates_as_stored() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let numbers =
+        r#"{"big":123456789012345678901234567890,"u64":18446744073709551616,"neg":-0,"f":0.1}"#;
+    let sent = success(&comm.run(&["--json", "send", "--from", "a", "--to", "b", numbers]));
+    assert!(sent.contains(&format!(r#""payload":{numbers}"#)), "{sent}");
+    let file = json_lines(&sent)[0]["file"].as_str().unwrap().to_string();
+    let stored = std::fs::read_to_string(comm.join(&format!("To_B/{file}"))).unwrap();
+    assert!(
+        stored.contains("\"big\": 123456789012345678901234567890"),
+        "{stored}"
+    );
+
+    let python = r#"{"id": "s", "from": "py", "to": "b", "type": "T", "priority": 1,
+        "timestamp": "2026-01-01T00:00:00Z", "payload": {"k": "\ud800"}, "extra": "x"}"#;
+    std::fs::write(comm.join("To_B/1_py.json"), python).unwrap();
+    let received = success(&comm.run(&["--json", "receive", "b"]));
+    let lines: Vec<&str> = received.lines().collect();
+    assert_eq!(
+        lines[0],
+        r#"{"id":"s","from":"py","to":"b","type":"T","priority":1,"timestamp":"2026-01-01T00:00:00Z","payload":{"k":"\ud800"},"extra":"x","file":"1_py.json"}"#
+    );
+    assert!(
+        lines[1].contains(&format!(r#""payload":{numbers}"#)),
+        "{}",
+        lines[1]
+    );
+    let text = success(&comm.run(&["receive", "b", "--limit", "1"]));
+    assert!(text.contains(r#"    {"k":"\ud800"}"#), "{text}");
+    let claimed = success(&comm.run(&["--json", "claim", "b", "--consumer", "w"]));
+    assert!(
+        claimed.starts_with(r#"{"id":"s","from":"py","to":"b","type":"T","priority":1,"timestamp":"2026-01-01T00:00:00Z","payload":{"k":"\ud800"},"extra":"x","file":"1_py~u"#),
+        "{claimed}"
+    );
+    // The rest is plain JSON once the half pair is out of the way.
+    let claimed: serde_json::Value =
+        serde_json::from_str(&claimed.replace(r"\ud800", "?")).unwrap();
+    assert_eq!(claimed["deliveries"], 1);
+    assert!(claimed["lease_expires_ms"].as_u64().is_some(), "{claimed}");
+}

@@ -34,7 +34,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if context.json {
         for message in &sent {
-            writeln!(out, "{}", output::message_json(message))?;
+            writeln!(out, "{}", output::message_json(message, &[]))?;
         }
     } else if sent.is_empty() {
         writeln!(out, "no other agent has a mailbox; nothing sent")?;

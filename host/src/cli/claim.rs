@@ -52,10 +52,11 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
     for (i, claimed) in batch.claimed.iter().enumerate() {
         if context.json {
-            let mut line = output::message_json(&claimed.message);
-            line["deliveries"] = claimed.deliveries.into();
-            line["lease_expires_ms"] = claimed.lease_expires_ms.into();
-            writeln!(out, "{line}")?;
+            let claim = [
+                ("deliveries", claimed.deliveries.into()),
+                ("lease_expires_ms", claimed.lease_expires_ms.into()),
+            ];
+            writeln!(out, "{}", output::message_json(&claimed.message, &claim))?;
         } else {
             if i > 0 {
                 writeln!(out)?;

@@ -47,10 +47,36 @@ pub fn warn_malformed(mailbox: &str, malformed: &[MalformedFile]) {
     }
 }
 
-/// The message as stored, plus its `file` name, as one JSON object.
-pub fn message_json(message: &Message) -> Value {
-    let mut object = match serde_json::from_str::<Value>(&message.raw) {
-        Ok(Value::Object(object)) => object,
+/// The message as stored, plus its `file` name and the `extra` fields, as
+/// one line of JSON.
+pub fn message_json(message: &Message, extra: &[(&str, Value)]) -> String {
+    let file = ("file", Value::from(message.file.as_str()));
+    let added = std::iter::once(&file).chain(extra);
+    match serde_json::from_str::<Value>(&message.raw) {
+        Ok(Value::Object(mut object)) => {
+            for (key, value) in added {
+                object.insert((*key).into(), value.clone());
+            }
+            Value::Object(object).to_string()
+        }
+        // JSON that serde_json takes as no value: a string escaping half a
+        // surrogate pair (`"\ud800"`), which JSON's grammar allows and the
+        // Python writer writes. Its own text, compacted, with the fields
+        // added at the end, so nothing it holds is lost or changed.
+        Err(_) if message.raw.trim_end().ends_with('}') => {
+            let mut line = fmes_queue::message::compact(&message.raw);
+            line.pop();
+            for (key, value) in added {
+                if !line.ends_with('{') {
+                    line.push(',');
+                }
+                line.push_str(&Value::from(*key).to_string());
+                line.push(':');
+                line.push_str(&value.to_string());
+            }
+            line.push('}');
+            line
+        }
         // `raw` always comes from a parsed object; rebuild it if not.
         _ => {
             let mut object = Map::new();
@@ -61,11 +87,12 @@ pub fn message_json(message: &Message) -> Value {
             object.insert("priority".into(), message.priority.into());
             object.insert("timestamp".into(), message.timestamp.clone().into());
             object.insert("payload".into(), payload_value(message));
-            object
+            for (key, value) in added {
+                object.insert((*key).into(), value.clone());
+            }
+            Value::Object(object).to_string()
         }
-    };
-    object.insert("file".into(), message.file.clone().into());
-    Value::Object(object)
+    }
 }
 
 fn payload_value(message: &Message) -> Value {
@@ -76,7 +103,7 @@ fn payload_value(message: &Message) -> Value {
 /// Writes one message: a JSON line, or a few lines of text.
 pub fn write_message(out: &mut impl Write, message: &Message, json: bool) -> io::Result<()> {
     if json {
-        return writeln!(out, "{}", message_json(message));
+        return writeln!(out, "{}", message_json(message, &[]));
     }
     writeln!(
         out,
@@ -89,9 +116,13 @@ pub fn write_message(out: &mut impl Write, message: &Message, json: bool) -> io:
     )?;
     writeln!(out, "    file: {}", printable(&message.file))?;
     writeln!(out, "    id:   {}", printable(&message.id))?;
-    // JSON text escapes every control character, so the payload is safe to show.
-    let pretty = serde_json::to_string_pretty(&payload_value(message))
-        .unwrap_or_else(|_| message.payload.clone());
+    // JSON text escapes every control character, so the payload is safe to
+    // show; one serde_json takes as no value (half a surrogate pair) is
+    // shown as it is, compact.
+    let pretty = serde_json::from_str::<Value>(&message.payload)
+        .ok()
+        .and_then(|payload| serde_json::to_string_pretty(&payload).ok())
+        .unwrap_or_else(|| message.payload.clone());
     for line in pretty.lines() {
         writeln!(out, "    {line}")?;
     }

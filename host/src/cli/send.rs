@@ -66,7 +66,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let message = context.open()?.send(&request)?;
     let mut out = std::io::stdout().lock();
     if context.json {
-        writeln!(out, "{}", output::message_json(&message))?;
+        writeln!(out, "{}", output::message_json(&message, &[]))?;
     } else {
         writeln!(
             out,

@@ -88,7 +88,7 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 progress.suspend(|| {
                     let mut out = std::io::stdout().lock();
                     if context.json {
-                        writeln!(out, "{}", output::message_json(message))?;
+                        writeln!(out, "{}", output::message_json(message, &[]))?;
                     } else {
                         write_line(&mut out, message, color)?;
                     }

@@ -871,7 +871,18 @@ fn parse_payload(payload: &str, max: Option<u64>) -> Result<Value, QueueError> {
     if size > limit {
         return Err(QueueError::PayloadTooLarge { size, limit });
     }
-    serde_json::from_str(payload).map_err(|e| QueueError::InvalidPayload(e.to_string()))
+    serde_json::from_str(payload).map_err(|e| {
+        let mut why = e.to_string();
+        // serde_json's words for `"\ud800"` (half a surrogate pair, which
+        // no text holds) or `"\u12"` name no cause.
+        if why.contains("hex escape") {
+            why.push_str(
+                " (a \\u escape takes four hex digits, and one from \\ud800 to \\udfff \
+                 must be followed by the other half of its surrogate pair)",
+            );
+        }
+        QueueError::InvalidPayload(why)
+    })
 }
 
 pub(crate) fn describe_kind(kind: EntryKind) -> &'static str {

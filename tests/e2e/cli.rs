@@ -271,6 +271,10 @@ fn operation_errors_exit_1_and_name_the_bad_value() {
             "error: invalid payload: not valid JSON",
         ),
         (
+            &["send", "--from", "a", "--to", "claude", r#"["\ud800"]"#],
+            "must be followed by the other half of its surrogate pair)",
+        ),
+        (
             &[
                 "send",
                 "--from",

@@ -84,24 +84,28 @@ impl Follow {
         let root = comm.dir().to_path_buf();
         // Per mailbox, by lower-case agent (as notifications name it).
         let mut followed: HashMap<String, Mailbox> = HashMap::new();
-        let (dir, roots) = match &self.mailboxes {
+        // The watcher may name _COMM as given or as its real path.
+        let roots: Vec<PathBuf> = std::iter::once(root.clone())
+            .chain(std::fs::canonicalize(&root))
+            .collect();
+        let only = match &self.mailboxes {
             Mailboxes::One(agent) => {
                 // Fails early, with the usual errors, for a bad or unknown agent.
                 comm.peek(agent)?;
                 let mailbox = Mailbox::new(agent, true);
                 followed.insert(agent.to_ascii_lowercase(), mailbox);
-                (root.join(mailbox_dir(agent)), Vec::new())
+                Some(mailbox_dir(agent))
             }
-            // The watcher may name _COMM as given or as its real path.
-            Mailboxes::All => {
-                let roots = std::iter::once(root.clone()).chain(std::fs::canonicalize(&root));
-                (root.clone(), roots.collect())
-            }
+            Mailboxes::All => None,
         };
         // Watch before the first look, so nothing sent in between is missed:
-        // the one mailbox, or _COMM for new mailboxes (and each mailbox as a
-        // look finds it).
-        let (mut watcher, woken) = start_watcher(&dir, roots, self.poll)?;
+        // _COMM, for mailboxes made or removed (the one followed, or any),
+        // and the one mailbox (each mailbox as a look finds it).
+        let (mut watcher, woken) = start_watcher(&root, roots, only.clone(), self.poll)?;
+        let own_folder = only.as_ref().map(|dir| root.join(dir));
+        if let Some(folder) = &own_folder {
+            watch_dir(&mut *watcher, folder)?;
+        }
 
         let mut look = true;
         let mut first = true;
@@ -133,6 +137,7 @@ impl Follow {
                 // After the first look, whatever was not there before is new
                 // (all of a mailbox made since).
                 let report = !first || self.include_waiting;
+                let first_look = first;
                 first = false;
                 let message_type = self.message_type.as_deref();
                 if all {
@@ -145,7 +150,14 @@ impl Follow {
                         &mut on_event,
                     )?;
                 } else if let Some(mailbox) = followed.values_mut().next() {
-                    // The one mailbox.
+                    // The one mailbox. Its folder may have been removed (its
+                    // watch ends with it) and made again since the last look:
+                    // watched anew before it is read, so that nothing arriving
+                    // in between is missed. Gone, it is empty until it is back.
+                    if let Some(folder) = own_folder.as_deref().filter(|_| !first_look) {
+                        let _ = watcher.unwatch(folder);
+                        let _ = watch_dir(&mut *watcher, folder);
+                    }
                     let mut current = SeenNames::default();
                     let mut malformed_now = HashSet::new();
                     let name = &mailbox.name;
@@ -173,7 +185,7 @@ impl Follow {
                         Ok(())
                     });
                     match read {
-                        Ok(()) => {}
+                        Ok(()) | Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) => {}
                         Err(Stop::Queue(e)) => return Err(e.into()),
                         Err(Stop::Event(e)) => return Err(e),
                     }
@@ -479,11 +491,14 @@ pub fn watch(
     run.or_else(|stop: Option<Error>| stop.map_or(Ok(()), Err))
 }
 
-/// Watches `dir`, natively where it can, else by polling; its changes
-/// arrive on the receiver. `roots` are _COMM's names where `dir` is _COMM.
+/// Watches `dir` (_COMM), natively where it can, else by polling; its
+/// changes, and those of the folders watched later, arrive on the
+/// receiver. `roots` are _COMM's names; `only` is the one mailbox folder
+/// followed, if only one is.
 fn start_watcher(
     dir: &Path,
     roots: Vec<PathBuf>,
+    only: Option<String>,
     poll: bool,
 ) -> Result<(Box<dyn Watcher>, mpsc::Receiver<Change>), Error> {
     let (wake, woken) = mpsc::channel::<Change>();
@@ -492,7 +507,7 @@ fn start_watcher(
         None
     } else {
         notify::recommended_watcher(move |event| {
-            for change in changes(&roots, event) {
+            for change in changes(&roots, only.as_deref(), event) {
                 let _ = notified.send(change);
             }
         })
@@ -545,9 +560,13 @@ enum Change {
 /// What one notification means. A send makes four or five notifications
 /// (its temporary file is created, written, closed, linked, removed), of
 /// which only the link matters; reads and metadata changes are ignored.
-/// `roots` are _COMM's names where it is watched (empty when following one
-/// mailbox: then only that mailbox's files matter, not its own folder).
-fn changes(roots: &[PathBuf], event: notify::Result<notify::Event>) -> Vec<Change> {
+/// `roots` are _COMM's names; following one mailbox (`only`, its folder's
+/// name), of _COMM's own entries only that folder matters.
+fn changes(
+    roots: &[PathBuf],
+    only: Option<&str>,
+    event: notify::Result<notify::Event>,
+) -> Vec<Change> {
     use notify::EventKind;
     use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
     let Ok(event) = event else {
@@ -593,10 +612,13 @@ fn changes(roots: &[PathBuf], event: notify::Result<notify::Event>) -> Vec<Chang
             .and_then(|n| n.to_str())
             .and_then(agent_of_mailbox);
         let Some(agent) = agent else {
-            // An entry of _COMM itself (the only other folder watched, when
-            // following all): a mailbox made or removed, maybe. Following one
-            // mailbox, an event of its own folder names no message.
-            if !roots.is_empty() && !matches!(meaning, Meaning::Nothing) {
+            // An entry of _COMM itself (the only other folder watched): a
+            // mailbox made or removed, maybe. Following one mailbox, only
+            // its own folder's (made again, its watch must be too).
+            let ours = only.is_none_or(|folder| {
+                in_root && path.file_name().is_some_and(|name| name == folder)
+            });
+            if ours && !matches!(meaning, Meaning::Nothing) {
                 return vec![Change::Look];
             }
             continue;

@@ -44,6 +44,26 @@ fn watch_prints_each_new_message_as_json_lines() {
     watcher.stop();
 }
 
+/// A mailbox folder removed and made again (its old folder's notifications
+/// end with it) is still followed.
+#[test]
+fn watch_follows_a_mailbox_made_again() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mut q = comm.open();
+    // Waiting when it starts: printed once the watcher is watching.
+    let first = q.send(&SendRequest::new("a", "b", "1")).unwrap();
+    let mut watcher = watcher(&comm, &["--json", "watch", "b", "--waiting"]);
+    assert_eq!(json_lines(&watcher.next_line())[0]["id"], first.id.as_str());
+    q.archive("b", &first.file).unwrap();
+    std::fs::remove_dir(comm.join("To_B")).unwrap();
+    std::fs::create_dir(comm.join("To_B")).unwrap();
+    for i in 2..4 {
+        let sent = q.send(&SendRequest::new("a", "b", format!("{i}"))).unwrap();
+        assert_eq!(json_lines(&watcher.next_line())[0]["id"], sent.id.as_str());
+    }
+    watcher.stop();
+}
+
 #[test]
 fn watch_waiting_prints_a_mailbox_of_several_pages_once_in_order() {
     let comm = TempComm::with_agents(&["a", "b"]);

@@ -185,7 +185,8 @@ impl Follow {
                         Ok(())
                     });
                     match read {
-                        Ok(()) | Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) => {}
+                        Ok(())
+                        | Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) => {}
                         Err(Stop::Queue(e)) => return Err(e.into()),
                         Err(Stop::Event(e)) => return Err(e),
                     }

@@ -33,7 +33,7 @@ use crate::fs::EntryKind;
 use crate::fs::FileSystem;
 use crate::message::{FirstKeys, Message};
 use crate::names::{self, DEAD_DIR};
-use crate::queue::{MalformedFile, Queue, describe_kind};
+use crate::queue::{AnswerBudget, MalformedFile, Queue, describe_kind};
 
 /// The folder inside a mailbox that holds claimed messages.
 pub const INFLIGHT_DIR: &str = ".inflight";
@@ -56,6 +56,13 @@ pub struct ClaimBatch {
     pub claimed: Vec<Claimed>,
     /// Files met on the way that are not messages, moved to the dead letters.
     pub dead_lettered: Vec<MalformedFile>,
+}
+
+/// A claim's answer as it fills: the batch, and what it has used of the
+/// bytes an answer may carry.
+struct Answer {
+    batch: ClaimBatch,
+    budget: AnswerBudget,
 }
 
 /// What a release did with the message.
@@ -338,9 +345,12 @@ impl<F: FileSystem> Queue<F> {
         let mut report = RecoverReport::default();
         self.recover_mailbox(&mailbox, &mut report)?;
 
-        let mut batch = ClaimBatch::default();
+        let mut answer = Answer {
+            batch: ClaimBatch::default(),
+            budget: self.answer_budget(),
+        };
         if limit == 0 {
-            return Ok(batch);
+            return Ok(answer.batch);
         }
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
         let expires_ms = now_ms().saturating_add(lease_ms);
@@ -355,21 +365,21 @@ impl<F: FileSystem> Queue<F> {
             limit,
             expires_ms,
             Some(limit),
-            &mut batch,
+            &mut answer,
         )?;
         if short {
-            self.claim_pass(&mailbox, consumer, limit, expires_ms, None, &mut batch)?;
+            self.claim_pass(&mailbox, consumer, limit, expires_ms, None, &mut answer)?;
         }
         self.sync(&inflight)?;
         self.sync(&mailbox)?;
-        Ok(batch)
+        Ok(answer.batch)
     }
 
     /// One listing of a claim: moves the files that are not messages to the
-    /// dead letters and claims messages in order into `batch` up to `limit`,
-    /// keeping at most `keep` names from the listing (all with `None`). True
-    /// if the batch is short while names were left out: another pass can
-    /// fill it.
+    /// dead letters and claims messages in order into `answer` up to `limit`
+    /// and its budget, keeping at most `keep` names from the listing (all
+    /// with `None`). True if the batch is short while names were left out
+    /// and the budget has room: another pass can fill it.
     fn claim_pass(
         &self,
         mailbox: &str,
@@ -377,9 +387,9 @@ impl<F: FileSystem> Queue<F> {
         limit: usize,
         expires_ms: u64,
         keep: Option<usize>,
-        batch: &mut ClaimBatch,
+        answer: &mut Answer,
     ) -> Result<bool, QueueError> {
-        let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
+        let Answer { batch, budget } = answer;
         // Order keys: from the name where fmes wrote it, else from the file.
         // Files that are not messages come first, to be moved out of the way.
         let mut bad: Vec<(String, String)> = Vec::new();
@@ -412,8 +422,9 @@ impl<F: FileSystem> Queue<F> {
                 batch.dead_lettered.push(MalformedFile { file, reason });
             }
         }
+        let inflight = [mailbox, "/", INFLIGHT_DIR].concat();
         let mut candidates = candidates.into_iter();
-        while batch.claimed.len() < limit {
+        while batch.claimed.len() < limit && !budget.full {
             // As many taken as are still wanted, then read in one go (one
             // call into the host in the component); a taken file that turns
             // out not to be a message leaves room for the next candidates.
@@ -432,10 +443,24 @@ impl<F: FileSystem> Queue<F> {
             }
             let names: Vec<String> = taken.iter().map(|(_, claim)| claim.file_name()).collect();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let read = self.read_messages(&inflight, &names);
-            for ((file, claim), outcome) in taken.into_iter().zip(read) {
-                match outcome {
-                    Some(Ok((mut message, _))) => {
+            // Read until the answer is full (large messages): what it has no
+            // room for is not read at all.
+            let mut read = Vec::with_capacity(names.len());
+            self.read_messages_until(&inflight, &names, |_, outcome| {
+                if let Some(Ok((message, _))) = &outcome {
+                    let bytes = message.answer_bytes();
+                    if !budget.fits(bytes) {
+                        return false;
+                    }
+                    budget.add(bytes);
+                }
+                read.push(outcome);
+                true
+            });
+            let mut read = read.into_iter();
+            for (file, claim) in taken {
+                match read.next() {
+                    Some(Some(Ok((mut message, _)))) => {
                         self.claims.remember(mailbox, &claim);
                         message.file = [claim.stem.as_str(), ".json"].concat();
                         batch.claimed.push(Claimed {
@@ -444,18 +469,24 @@ impl<F: FileSystem> Queue<F> {
                             lease_expires_ms: expires_ms,
                         });
                     }
-                    Some(Err(malformed)) => {
+                    Some(Some(Err(malformed))) => {
                         self.dead_letter(mailbox, &claim, &malformed.reason)?;
                         batch.dead_lettered.push(MalformedFile {
                             file,
                             reason: malformed.reason,
                         });
                     }
-                    None => {}
+                    Some(None) => {}
+                    // Taken, but past what the answer can carry: given back
+                    // with the count it had, for the next claim to take.
+                    None => {
+                        let before = claim.deliveries.saturating_sub(1);
+                        self.unclaim_as(mailbox, &claim, claim.mailbox_name_after(before))?;
+                    }
                 }
             }
         }
-        Ok(dropped && batch.claimed.len() < limit)
+        Ok(dropped && batch.claimed.len() < limit && !budget.full)
     }
 
     /// Done with a claimed message: it is archived. Returns its name in `ARCHIVE/`.

@@ -18,6 +18,8 @@ mod settle;
 pub mod stats;
 
 #[cfg(test)]
+mod answer_tests;
+#[cfg(test)]
 mod counting_fs;
 #[cfg(test)]
 mod dead_tests;

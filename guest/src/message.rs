@@ -28,6 +28,27 @@ pub struct Message {
     pub raw: String,
 }
 
+impl Message {
+    /// Bytes the host is charged for this message when an answer carries
+    /// it out of the component: its strings (the text and the payload,
+    /// so about twice its file), and a record's worth (wasmtime counts the
+    /// host's record for each element of a list, 200 bytes or so).
+    pub fn answer_bytes(&self) -> u64 {
+        const RECORD_BYTES: usize = 256;
+        let strings = [
+            &self.id,
+            &self.from,
+            &self.to,
+            &self.message_type,
+            &self.timestamp,
+            &self.payload,
+            &self.file,
+            &self.raw,
+        ];
+        (strings.iter().map(|s| s.len()).sum::<usize>() + RECORD_BYTES) as u64
+    }
+}
+
 /// The fields of a new message, before it has a file.
 pub struct NewMessage<'a> {
     pub id: String,

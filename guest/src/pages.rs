@@ -133,8 +133,10 @@ impl<F: FileSystem> Queue<F> {
     /// `receive-page`. `cache` is the reader's own, kept between its pages.
     ///
     /// A page may hold fewer than `limit` messages with more to come (files
-    /// that are not of `message_type`, or that went away, take room); the
-    /// reading is over when `next` is `None`. Files that are not messages
+    /// that are not of `message_type`, or that went away, take room, and a
+    /// page ends before the message that would take it past
+    /// [`ANSWER_BYTES`](crate::queue::ANSWER_BYTES), unless that is its
+    /// first); the reading is over when `next` is `None`. Files that are not messages
     /// are reported once in a reading: those found by the listing on its
     /// first page, those found by reading on the page they fall in.
     pub fn receive_page(
@@ -187,14 +189,22 @@ impl<F: FileSystem> Queue<F> {
             None => self.list_after(&mailbox, order, after, limit, cache, &mut page.malformed)?,
         };
         let take = ahead.keys.len().min(limit);
-        let keys: Vec<OrderKey> = ahead.keys.drain(..take).collect();
+        let mut keys: Vec<OrderKey> = ahead.keys.drain(..take).collect();
+        let mut budget = self.answer_budget();
+        // Keys gone through, up to the message that did not fit.
+        let mut served = 0;
         for chunk in keys.chunks(READ_AHEAD) {
             let files: Vec<&str> = chunk.iter().map(|key| key.file.as_str()).collect();
-            for read in self.read_messages(&mailbox, &files) {
+            self.read_messages_until(&mailbox, &files, |_, read| {
                 match read {
                     Some(Ok((message, _)))
                         if message_type.is_none_or(|t| t == message.message_type) =>
                     {
+                        let bytes = message.answer_bytes();
+                        if !budget.fits(bytes) {
+                            return false;
+                        }
+                        budget.add(bytes);
                         page.messages.push(message);
                     }
                     Some(Ok(_)) => {}
@@ -202,7 +212,16 @@ impl<F: FileSystem> Queue<F> {
                     // Gone since the listing (archived, claimed).
                     None => {}
                 }
+                served += 1;
+                true
+            });
+            if budget.full {
+                break;
             }
+        }
+        // The keys past a full page are the next page's, read again then.
+        for key in keys.split_off(served).into_iter().rev() {
+            ahead.keys.push_front(key);
         }
         // More follows if keys were kept past this page or left unkept.
         if let Some(last) = keys.last()

@@ -33,6 +33,21 @@ pub const TEMPORARY_GRACE: Duration = Duration::from_secs(600);
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Message files read in one batch at most, when a receive reads many.
 pub(crate) const READ_AHEAD: usize = 64;
+/// Bytes of messages (see [`Message::answer_bytes`]) an answer that returns
+/// many holds at most: a page of a reading, a claim's batch, the files a
+/// watcher names. It ends before the message that would take it past this,
+/// unless that is its first, and the caller asks again for the rest.
+///
+/// An answer crosses from the component into its host in one copy, which
+/// wasmtime caps ("hostcall fuel", 128 MiB by default in wasmtime 48;
+/// other runtimes have their own caps) and counts by the bytes of its
+/// strings. Half of that cap leaves room for the names and reasons beside
+/// the messages, and a message alone may still fill the rest: at
+/// [`MAX_FILE_BYTES`], its text and payload come to twice that, which the
+/// `fmes` host makes room for. Messages of ordinary size fill thousands of
+/// messages' worth of this before a page's count, so pages end on it only
+/// where messages are large.
+pub const ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 /// Where the markers of caller-given message ids live.
 const IDS_PARENT: &str = ".fmes";
 const IDS_DIR: &str = ".fmes/ids";
@@ -143,6 +158,33 @@ pub struct Queue<F> {
     pub(crate) fs: F,
     pub(crate) options: Options,
     pub(crate) claims: ClaimMemo,
+    /// [`ANSWER_BYTES`], or a smaller budget in tests.
+    pub(crate) answer_bytes: u64,
+}
+
+/// What an answer that returns many messages has used of its budget.
+#[derive(Debug)]
+pub(crate) struct AnswerBudget {
+    limit: u64,
+    used: u64,
+    /// A message did not fit: the answer is over.
+    pub(crate) full: bool,
+}
+
+impl AnswerBudget {
+    /// True if a message of `bytes` fits: always the first, so that every
+    /// answer makes progress. Once one does not, the answer is full.
+    pub(crate) fn fits(&mut self, bytes: u64) -> bool {
+        if self.used > 0 && self.used.saturating_add(bytes) > self.limit {
+            self.full = true;
+        }
+        !self.full
+    }
+
+    /// Counts a message that went into the answer.
+    pub(crate) fn add(&mut self, bytes: u64) {
+        self.used = self.used.saturating_add(bytes);
+    }
 }
 
 impl<F: FileSystem> Queue<F> {
@@ -155,6 +197,24 @@ impl<F: FileSystem> Queue<F> {
             fs,
             options,
             claims: ClaimMemo::default(),
+            answer_bytes: ANSWER_BYTES,
+        }
+    }
+
+    /// This queue with a smaller answer budget than [`ANSWER_BYTES`], so
+    /// that tests fill it with small messages.
+    #[cfg(test)]
+    pub(crate) fn with_answer_bytes(mut self, bytes: u64) -> Self {
+        self.answer_bytes = bytes;
+        self
+    }
+
+    /// A fresh budget for one answer.
+    pub(crate) fn answer_budget(&self) -> AnswerBudget {
+        AnswerBudget {
+            limit: self.answer_bytes,
+            used: 0,
+            full: false,
         }
     }
 
@@ -463,18 +523,29 @@ impl<F: FileSystem> Queue<F> {
             names::check_message_file(file)?;
         }
         let mailbox = self.mailbox(agent)?;
-        let mut unique: Vec<&String> = files.iter().collect();
+        let mut unique: Vec<&str> = files.iter().map(String::as_str).collect();
         unique.sort();
         unique.dedup();
         let mut received = Received::default();
         let mut read: Vec<(OrderKey, Message)> = Vec::new();
-        for file in unique {
-            match self.read_message(&mailbox, file) {
-                Some(Ok((message, key))) => read.push((key, message)),
+        // In name order, so that a caller whose answer ended on the budget
+        // knows which names were not read: those after the last answered.
+        let mut budget = self.answer_budget();
+        self.read_messages_until(&mailbox, &unique, |_, answer| {
+            match answer {
+                Some(Ok((message, key))) => {
+                    let bytes = message.answer_bytes();
+                    if !budget.fits(bytes) {
+                        return false;
+                    }
+                    budget.add(bytes);
+                    read.push((key, message));
+                }
                 Some(Err(bad)) => received.malformed.push(bad),
                 None => {}
             }
-        }
+            true
+        });
         read.sort_by(|a, b| a.0.cmp(&b.0));
         received.messages = read.into_iter().map(|(_, m)| m).collect();
         Ok(received)
@@ -754,24 +825,47 @@ impl<F: FileSystem> Queue<F> {
         files: &[&str],
     ) -> Vec<Option<Result<(Message, OrderKey), MalformedFile>>> {
         let mut answers = Vec::with_capacity(files.len());
-        while answers.len() < files.len() {
-            let rest = &files[answers.len()..];
+        self.read_messages_until(mailbox, files, |_, answer| {
+            answers.push(answer);
+            true
+        });
+        answers
+    }
+
+    /// [`Queue::read_messages`], handing each file's answer to `each` with
+    /// its index in `files`, until `each` returns false: no file is read
+    /// past the batch the file system answered then, so a caller that
+    /// stops on a budget holds at most one batch more than it keeps.
+    pub(crate) fn read_messages_until(
+        &self,
+        mailbox: &str,
+        files: &[&str],
+        mut each: impl FnMut(usize, Option<Result<(Message, OrderKey), MalformedFile>>) -> bool,
+    ) {
+        let mut done = 0;
+        while done < files.len() {
+            let rest = &files[done..];
             let read = self.fs.read_some(mailbox, rest, MAX_FILE_BYTES);
             if read.is_empty() {
                 // A backend must answer for one at least; be safe anyway.
-                answers.extend(
-                    rest.iter()
-                        .map(|file| message_from_read(file, self.read_alone(mailbox, file))),
-                );
-                break;
+                for (i, file) in rest.iter().enumerate() {
+                    if !each(
+                        done + i,
+                        message_from_read(file, self.read_alone(mailbox, file)),
+                    ) {
+                        return;
+                    }
+                }
+                return;
             }
-            answers.extend(
-                rest.iter()
-                    .zip(read)
-                    .map(|(file, outcome)| message_from_read(file, outcome)),
-            );
+            let answered = read.len().min(rest.len());
+            for (i, (file, outcome)) in rest.iter().zip(read).enumerate() {
+                if !each(done + i, message_from_read(file, outcome)) {
+                    return;
+                }
+            }
+            done += answered;
         }
-        answers
     }
 
     /// Moves `mailbox/file` into `ARCHIVE/` without replacing anything there.

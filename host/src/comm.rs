@@ -14,7 +14,7 @@ use crate::runtime::Runtime;
 use crate::sandbox::Sandbox;
 use fmes_queue::clock::UtcNanos;
 use fmes_queue::dead::DeadLetterPage;
-use fmes_queue::message::OrderKey;
+use fmes_queue::message::{OrderKey, order_from_fmes_name};
 use fmes_queue::{
     ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
     Page, Received, RecoverReport, Released, SendRequest,
@@ -168,22 +168,63 @@ impl Comm {
     /// Reads the named files of a mailbox (a watcher's new files), in delivery
     /// order; files no longer there are left out.
     pub fn read(&mut self, agent: &str, files: &[String]) -> Result<Received, Error> {
-        let received = self.call(|q, s| q.fmes_queue_messages().call_read(s, agent, files))?;
-        Ok(into_received(received))
+        let mut rest: Vec<String> = files.to_vec();
+        rest.sort();
+        rest.dedup();
+        let mut received = Received::default();
+        let mut answers = 0;
+        // The component reads in name order and ends an answer early when
+        // its messages are large: the names after the last one answered
+        // were not read, or are gone. Asked again until an answer has
+        // nothing, every file there is read. Asked once at least: an
+        // unknown agent is an error even with no names.
+        loop {
+            let answer = self.call(|q, s| q.fmes_queue_messages().call_read(s, agent, &rest))?;
+            let answer = into_received(answer);
+            let last = answer
+                .messages
+                .iter()
+                .map(|m| &m.file)
+                .chain(answer.malformed.iter().map(|m| &m.file))
+                .max()
+                .cloned();
+            let Some(last) = last else { break };
+            answers += 1;
+            rest.retain(|file| *file > last);
+            received.messages.extend(answer.messages);
+            received.malformed.extend(answer.malformed);
+            if rest.is_empty() {
+                break;
+            }
+        }
+        if answers > 1 {
+            received.messages.sort_by_cached_key(delivery_key);
+            received.malformed.sort_by(|a, b| a.file.cmp(&b.file));
+        }
+        Ok(received)
     }
 
-    /// Reads waiting messages in delivery order, and the files that are not messages.
+    /// Reads waiting messages in delivery order, and the files that are not
+    /// messages: up to `limit` messages (all with `None`).
+    ///
+    /// Read a page at a time (one call for a mailbox of up to [`PAGE`]
+    /// messages), not by the component's one-answer `receive`: a page ends
+    /// early where messages are large, and one answer of them all could be
+    /// too big to cross out of the component.
     pub fn receive(
         &mut self,
         agent: &str,
         message_type: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Received, Error> {
-        let received = self.call(|q, s| {
-            q.fmes_queue_messages()
-                .call_receive(s, agent, message_type, limit)
+        let mut received = Received::default();
+        self.read_pages(agent, message_type, limit, |page| -> Result<(), Error> {
+            received.messages.extend(page.messages);
+            received.malformed.extend(page.malformed);
+            Ok(())
         })?;
-        Ok(into_received(received))
+        received.malformed.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(received)
     }
 
     /// Up to `limit` messages of an agent's mailbox after `after` (from the
@@ -487,6 +528,7 @@ impl Comm {
         let sandbox = Sandbox::new(&self.dir, self.runtime.limits.memory).map_err(Error::Load)?;
         let mut store = Store::new(&self.runtime.engine, sandbox);
         store.limiter(|s| &mut s.limits);
+        store.set_hostcall_fuel(self.runtime.limits.hostcall_fuel());
         store.epoch_deadline_trap();
         // Instantiating runs no queue code; the call's own limit is set per call.
         store.set_epoch_deadline(INSTANTIATE_TICKS);
@@ -572,6 +614,20 @@ fn into_page(page: messages::Page) -> Page {
             sent: UtcNanos(p.sent_ns),
             file: p.file,
         }),
+    }
+}
+
+/// Where a message read by the component falls in delivery order, as the
+/// component orders it: by its fmes name, else by its fields.
+fn delivery_key(message: &Message) -> OrderKey {
+    let (priority, sent) = order_from_fmes_name(&message.file).unwrap_or_else(|| {
+        let sent = UtcNanos::parse_timestamp(&message.timestamp).unwrap_or(UtcNanos(0));
+        (message.priority, sent)
+    });
+    OrderKey {
+        priority,
+        sent,
+        file: message.file.clone(),
     }
 }
 

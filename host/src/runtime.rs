@@ -45,6 +45,23 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Bytes one call may copy out of the component (wasmtime's "hostcall
+    /// fuel", counted by the strings and records the host receives).
+    ///
+    /// wasmtime 48 allows 128 MiB by default. The queue ends an answer of
+    /// many messages at `fmes_queue::queue::ANSWER_BYTES` (64 MiB), but one
+    /// message alone may be larger: at the largest file a reader accepts
+    /// (64 MiB) its text and its payload come to 128 MiB and a little more.
+    /// The component builds every answer in its own memory, so it never
+    /// has more to hand over than its memory limit: that is the allowance,
+    /// and never less than wasmtime's default.
+    pub fn hostcall_fuel(&self) -> usize {
+        const WASMTIME_DEFAULT: usize = 128 * 1024 * 1024;
+        self.memory.max(WASMTIME_DEFAULT)
+    }
+}
+
 /// Where compiled components are cached: `$FMES_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/fmes`, else `~/.cache/fmes`; `None` if none is known.
 pub fn default_cache_dir() -> Option<PathBuf> {

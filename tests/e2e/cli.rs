@@ -730,3 +730,84 @@ fn json_output_keeps_numbers_and_lone_surrogates_as_stored() {
     assert_eq!(claimed["deliveries"], 1);
     assert!(claimed["lease_expires_ms"].as_u64().is_some(), "{claimed}");
 }
+
+/// Two messages of 40 MiB each are under the 64 MiB a message may have, but
+/// their text and payload together pass what wasmtime lets one answer of
+/// the component carry (128 MiB by default): a page or a claim ends early
+/// on them, and everything is still delivered, once.
+#[test]
+fn large_messages_are_received_and_claimed_a_few_at_a_time() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let mailbox = comm.join("To_B");
+    for (name, id) in [("5_big_one.json", "1"), ("5_big_two.json", "2")] {
+        let message = serde_json::json!({
+            "id": id, "from": "a", "to": "b", "type": "T", "priority": 5,
+            "timestamp": "2026-01-01T00:00:00Z", "payload": "x".repeat(40_000_000),
+        });
+        std::fs::write(mailbox.join(name), message.to_string()).unwrap();
+    }
+    let sent = json_lines(&success(&comm.run(&[
+        "--json",
+        "send",
+        "--from",
+        "a",
+        "--to",
+        "b",
+        r#"{"small": true}"#,
+    ])));
+    let small = sent[0]["file"].as_str().unwrap().to_string();
+    let mut all = vec![
+        "5_big_one.json".to_string(),
+        "5_big_two.json".to_string(),
+        small,
+    ];
+    all.sort();
+    let files_of = |lines: &[serde_json::Value]| -> Vec<String> {
+        let mut files: Vec<String> = lines
+            .iter()
+            .map(|line| line["file"].as_str().unwrap().to_string())
+            .collect();
+        files.sort();
+        files
+    };
+
+    let received = json_lines(&success(&comm.run(&["--json", "receive", "b"])));
+    assert_eq!(files_of(&received), all);
+    assert_eq!(
+        received[0]["payload"].as_str().map(str::len),
+        Some(40_000_000)
+    );
+    let printed = success(&comm.run(&["receive", "b", "--limit", "10"]));
+    assert_eq!(printed.matches("    file: ").count(), 3);
+    success(&comm.run(&["doctor"]));
+
+    // The library: the whole answer asked for, whatever its size.
+    let mut library = comm.open();
+    let received = library.receive("b", None, Some(10)).unwrap();
+    let mut files: Vec<String> = received.messages.iter().map(|m| m.file.clone()).collect();
+    files.sort();
+    assert_eq!(files, all);
+    let read = library.read("b", &all).unwrap();
+    assert_eq!(read.messages.len(), 3);
+    drop(library);
+
+    // Each claim takes only what it returns; the rest stays in the mailbox.
+    let mut claimed = Vec::new();
+    loop {
+        let output = comm.run(&["--json", "claim", "b", "--consumer", "w", "--limit", "10"]);
+        let batch = json_lines(&success(&output));
+        if batch.is_empty() {
+            break;
+        }
+        claimed.extend(files_of(&batch));
+        assert_eq!(comm.json_files("To_B").len(), all.len() - claimed.len());
+        assert_eq!(
+            std::fs::read_dir(mailbox.join(".inflight"))
+                .unwrap()
+                .count(),
+            claimed.len()
+        );
+    }
+    claimed.sort();
+    assert_eq!(claimed, all);
+}

@@ -2,7 +2,6 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
 use super::{Context, output};
-use crate::comm::PAGE;
 use fmes_queue::names::mailbox_dir;
 use fmes_queue::{MalformedFile, Message};
 
@@ -41,20 +40,12 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         json: context.json,
         printed: 0,
     };
-    match args.limit {
-        // One page holds it: one `receive` (a page would also list keys
-        // past itself, for a next page that never comes).
-        Some(limit) if limit <= PAGE => {
-            let received = comm.receive(agent, message_type, Some(limit))?;
-            out.print(&received.malformed, &received.messages)?;
-        }
-        // A page at a time: a mailbox of any size is printed in the memory
-        // of one page, and the first messages show before the last are read.
-        _ => comm.read_pages(agent, message_type, args.limit, |page| {
-            out.print(&page.malformed, &page.messages)
-                .map_err(anyhow::Error::from)
-        })?,
-    }
+    // A page at a time: a mailbox of any size is printed in the memory of
+    // one page, and the first messages show before the last are read.
+    comm.read_pages(agent, message_type, args.limit, |page| {
+        out.print(&page.malformed, &page.messages)
+            .map_err(anyhow::Error::from)
+    })?;
     if !context.json && out.printed == 0 {
         writeln!(out.out, "no messages for {agent}")?;
     }

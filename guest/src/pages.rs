@@ -106,10 +106,18 @@ impl ReadingCache {
         (!ahead.keys.is_empty()).then_some(ahead)
     }
 
-    /// Keys a new listing may keep past its page: the allowance, shared with
-    /// the other readings under way.
-    fn ahead_allowance(&self) -> usize {
-        self.ahead_capacity / (self.aheads.len() + 1)
+    /// Pages' worth of keys a listing keeps past its page at most: a reader
+    /// asks for pages of one size, and one that asks for a few messages
+    /// (the first 100) most likely wants no more, so it does not pay for
+    /// the thousands a reading of everything goes on with.
+    pub const PAGES_AHEAD: usize = 25;
+
+    /// Keys a new listing for pages of `limit` may keep past its page: the
+    /// allowance, shared with the other readings under way, and at most
+    /// [`Self::PAGES_AHEAD`] pages.
+    fn ahead_allowance(&self, limit: usize) -> usize {
+        let shared = self.ahead_capacity / (self.aheads.len() + 1);
+        shared.min(limit.saturating_mul(Self::PAGES_AHEAD))
     }
 
     /// Keeps a reading's keys for its next page.
@@ -256,7 +264,7 @@ impl<F: FileSystem> Queue<F> {
             known.clear();
         }
         let mut content_keys = HashMap::new();
-        let keep = limit.saturating_add(cache.ahead_allowance());
+        let keep = limit.saturating_add(cache.ahead_allowance(limit));
         let mut kept = FirstKeys::after(Some(keep), order, after.cloned());
         self.fs
             .for_each_entry(mailbox, &mut |name, kind| {

@@ -397,3 +397,34 @@ fn readings_side_by_side_each_keep_their_keys() {
     assert_eq!(second.messages.len(), 80);
     assert_eq!(listings.get(), 4);
 }
+
+#[test]
+fn a_reading_in_small_pages_keeps_as_many_pages_ahead_not_the_whole_allowance() {
+    let (dir, q) = setup();
+    for i in 0..120u32 {
+        q.send(SendRequest::new("a", "b", format!("{i}"))).unwrap();
+    }
+    let counted = Queue::new(CountingFs::new(dir.path()));
+    let listings = counted.fs.listings.clone();
+    let mut cache = ReadingCache::with_ahead(1_000);
+    let (mut after, mut read) = (None, Vec::new());
+    loop {
+        let page = page_of(
+            &counted,
+            ReadingOrder::Delivery,
+            "b",
+            2,
+            after.as_ref(),
+            &mut cache,
+        );
+        read.extend(page.messages);
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(read.len(), 120);
+    // Each listing kept its page and 25 pages ahead (52 keys), not the
+    // 1,000 the cache allows: 3 listings for 120 messages.
+    assert_eq!(listings.get(), 3);
+}

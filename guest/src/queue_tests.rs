@@ -32,6 +32,12 @@ fn python_message(priority: u8, timestamp: &str, payload: &str) -> String {
     )
 }
 
+/// The payloads of the messages waiting for `agent`, in delivery order.
+fn waiting_payloads(q: &Queue<StdFs>, agent: &str) -> Vec<String> {
+    let received = q.receive(agent, None, None).unwrap();
+    received.messages.into_iter().map(|m| m.payload).collect()
+}
+
 #[test]
 fn python_named_files_are_ordered_by_their_fields_among_fmes_files() {
     let (dir, q) = setup(&["a", "b"]);
@@ -54,15 +60,8 @@ fn python_named_files_are_ordered_by_their_fields_among_fmes_files() {
         python_message(9, "2000-01-01T00:00:00Z", "\"last\""),
     )
     .unwrap();
-    let payloads: Vec<String> = q
-        .receive("b", None, None)
-        .unwrap()
-        .messages
-        .into_iter()
-        .map(|m| m.payload)
-        .collect();
     assert_eq!(
-        payloads,
+        waiting_payloads(&q, "b"),
         ["\"urgent\"", "\"early\"", fmes.payload.as_str(), "\"last\""]
     );
     // The limit counts delivered messages, in that order.
@@ -726,13 +725,7 @@ fn a_python_name_written_again_while_the_first_is_claimed_loses_neither() {
     q.release("b", "w1", &first[0].message.file).unwrap();
     q.release("b", "w2", &second[0].message.file).unwrap();
     let payloads = |q: &Queue<StdFs>| -> Vec<String> {
-        let mut payloads: Vec<String> = q
-            .receive("b", None, None)
-            .unwrap()
-            .messages
-            .into_iter()
-            .map(|m| m.payload)
-            .collect();
+        let mut payloads = waiting_payloads(q, "b");
         payloads.sort();
         payloads
     };

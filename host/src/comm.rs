@@ -207,10 +207,12 @@ impl Comm {
     /// Reads waiting messages in delivery order, and the files that are not
     /// messages: up to `limit` messages (all with `None`).
     ///
-    /// Read a page at a time (one call for a mailbox of up to [`PAGE`]
-    /// messages), not by the component's one-answer `receive`: a page ends
-    /// early where messages are large, and one answer of them all could be
-    /// too big to cross out of the component.
+    /// Read as one page of all it asks for, not by the component's
+    /// one-answer `receive`: a page ends early where messages are large
+    /// (one answer of them all could be too big to cross out of the
+    /// component), and the next goes on from there without listing again.
+    /// Pages of [`PAGE`] (`read_pages`) would list a large mailbox once
+    /// every 25 of them.
     pub fn receive(
         &mut self,
         agent: &str,
@@ -218,11 +220,18 @@ impl Comm {
         limit: Option<u32>,
     ) -> Result<Received, Error> {
         let mut received = Received::default();
-        self.read_pages(agent, message_type, limit, |page| -> Result<(), Error> {
+        let mut remaining = limit.unwrap_or(u32::MAX);
+        let mut after = None;
+        while remaining > 0 {
+            let page = self.receive_page(agent, message_type, remaining, after.as_ref())?;
+            remaining = remaining.saturating_sub(page.messages.len() as u32);
             received.messages.extend(page.messages);
             received.malformed.extend(page.malformed);
-            Ok(())
-        })?;
+            after = page.next;
+            if after.is_none() {
+                break;
+            }
+        }
         received.malformed.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(received)
     }

@@ -18,8 +18,8 @@
 //! need not: the Python writer gives two messages of one second the same
 //! name, so one may arrive while the other is claimed, and its type may end
 //! in `~9` like a delivery count. Such a file gets a stem of its own on its
-//! first claim, its name (cut to fit) and `~u` with twelve random hex
-//! digits: a claim, a return or an extension then never lands on another
+//! first claim, its name (cut to fit) and `~u` with twelve hex digits
+//! (eight random, four checking them): a claim, a return or an extension then never lands on another
 //! message's name, and only on such a stem is a `~{n}` read as a count.
 
 use std::collections::HashMap;
@@ -254,9 +254,12 @@ pub(crate) fn split_deliveries(file: &str) -> (&str, u32) {
     (stem, 0)
 }
 
-/// Marks a stem a claim made unique: `~u`, then [`UNIQUE_MARK_DIGITS`] hex digits.
+/// Marks a stem a claim made unique: `~u`, then [`UNIQUE_MARK_DIGITS`] hex
+/// digits, eight random and four that check them against the stem (see
+/// [`mark_check`]).
 const UNIQUE_MARK: &str = "~u";
 const UNIQUE_MARK_DIGITS: usize = 12;
+const MARK_RANDOM_DIGITS: usize = 8;
 /// The longest stem a claim keeps: its `.inflight/` name adds up to 97
 /// bytes (`~`, a count of up to 10 digits, `~`, an expiry of up to 20, `~`
 /// and a consumer of up to 64), a settle's staging note 29, and a file
@@ -274,12 +277,31 @@ pub(crate) fn is_unique_stem(stem: &str) -> bool {
 fn unmarked(stem: &str) -> Option<&str> {
     let mark = UNIQUE_MARK.len() + UNIQUE_MARK_DIGITS;
     let start = stem.len().checked_sub(mark).filter(|&start| start > 0)?;
-    let marked = stem.as_bytes()[start..].starts_with(UNIQUE_MARK.as_bytes())
-        && stem.as_bytes()[start + UNIQUE_MARK.len()..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+    let (base, mark) = stem.as_bytes().split_at(start);
+    let digits = mark.strip_prefix(UNIQUE_MARK.as_bytes())?;
+    let hex = digits
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+    let (random, check) = digits.split_at(MARK_RANDOM_DIGITS);
     // Its last bytes are ASCII: `start` is a character boundary.
-    marked.then(|| &stem[..start])
+    (hex && check == mark_check(base, random)).then(|| &stem[..start])
+}
+
+/// The four hex digits that end a claim's mark: a hash of the stem before
+/// it and the mark's random digits. Another writer's names may hold
+/// anything, `~u` and twelve hex digits too (a type `T~u0123456789ab`):
+/// taken for a mark, such a name would pass for unique, with a delivery
+/// count, and lose the part taken for the mark when archived. One in 65,536
+/// of such names checks.
+fn mark_check(base: &[u8], random: &[u8]) -> [u8; 4] {
+    // FNV-1a, 32 bits: no table, no allocation, the same everywhere.
+    let mut hash: u32 = 0x811c_9dc5;
+    for &byte in base.iter().chain(random) {
+        hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    let mut check = [0u8; 4];
+    crate::queue::put_hex(&mut check, &(hash as u16).to_be_bytes());
+    check
 }
 
 /// The name a claimed message is archived or dead-lettered under: the one
@@ -301,8 +323,11 @@ pub(crate) fn claimed_stem(stem: &str) -> std::borrow::Cow<'_, str> {
     while !stem.is_char_boundary(keep) {
         keep -= 1;
     }
-    let random = crate::queue::random_hex(UNIQUE_MARK_DIGITS / 2);
-    std::borrow::Cow::Owned([&stem[..keep], UNIQUE_MARK, &random].concat())
+    let base = &stem[..keep];
+    let random = crate::queue::random_hex(MARK_RANDOM_DIGITS / 2);
+    let check = mark_check(base.as_bytes(), random.as_bytes());
+    let check = std::str::from_utf8(&check).expect("hex digits");
+    std::borrow::Cow::Owned([base, UNIQUE_MARK, &random, check].concat())
 }
 
 /// The mailbox name of a stem delivered `deliveries` times.
@@ -792,17 +817,15 @@ mod tests {
 
     #[test]
     fn claim_names_round_trip() {
+        let stem = claimed_stem("5_20240101_120000_a~b_TASK").into_owned();
         let claim = ClaimName {
-            stem: "5_20240101_120000_a~b_TASK~u0123456789ab".into(),
+            stem: stem.clone(),
             deliveries: 3,
             expires_ms: 1_700_000_000_000,
             consumer: "worker-1".into(),
         };
         assert_eq!(ClaimName::parse(&claim.file_name()), Some(claim.clone()));
-        assert_eq!(
-            claim.mailbox_name(),
-            "5_20240101_120000_a~b_TASK~u0123456789ab~3.json"
-        );
+        assert_eq!(claim.mailbox_name(), format!("{stem}~3.json"));
         assert_eq!(ClaimName::parse("x~1~2~bad name"), None);
         assert_eq!(ClaimName::parse("no-tilde"), None);
     }
@@ -815,14 +838,15 @@ mod tests {
             split_deliveries(&format!("{FMES_STEM}.json")),
             (FMES_STEM, 0)
         );
-        assert_eq!(
-            split_deliveries("a~u0123456789ab~4.json"),
-            ("a~u0123456789ab", 4)
-        );
-        assert_eq!(
-            split_deliveries("a~u0123456789ab.json"),
-            ("a~u0123456789ab", 0)
-        );
+        let marked = claimed_stem("a").into_owned();
+        let returned = format!("{marked}~4.json");
+        assert_eq!(split_deliveries(&returned), (marked.as_str(), 4));
+        let waiting = format!("{marked}.json");
+        assert_eq!(split_deliveries(&waiting), (marked.as_str(), 0));
+        // Another writer's type that looks like a mark, but does not check.
+        let forged = "a~u0123456789ab~4.json";
+        assert_eq!(split_deliveries(forged), ("a~u0123456789ab~4", 0));
+        assert!(!is_unique_stem("a~u0123456789ab"));
         // Another writer's names: a type ending in `~4` is no count.
         assert_eq!(split_deliveries("a_b~4.json"), ("a_b~4", 0));
         assert_eq!(split_deliveries("a~b.json"), ("a~b", 0));
@@ -844,7 +868,15 @@ mod tests {
     #[test]
     fn other_writers_stems_are_made_unique_and_short_enough() {
         assert_eq!(claimed_stem(FMES_STEM), FMES_STEM);
-        assert_eq!(claimed_stem("a~u0123456789ab"), "a~u0123456789ab");
+        let marked = claimed_stem("a").into_owned();
+        assert_eq!(claimed_stem(&marked), marked);
+        // One that only looks marked gets a mark of its own, kept whole.
+        let forged = claimed_stem("a~u0123456789ab");
+        assert!(
+            forged.starts_with("a~u0123456789ab~u") && is_unique_stem(&forged),
+            "{forged}"
+        );
+        assert_eq!(settled_name(&forged), "a~u0123456789ab.json");
         let python = "5_20260101_000000_a_TASK";
         let (one, two) = (claimed_stem(python), claimed_stem(python));
         assert_ne!(one, two, "each claim of a shared name gets its own stem");

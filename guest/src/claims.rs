@@ -877,6 +877,8 @@ mod tests {
             "{forged}"
         );
         assert_eq!(settled_name(&forged), "a~u0123456789ab.json");
+        // The README's example is one.
+        assert!(is_unique_stem("5_20261123_101500_py_TASK~u3f9c0a1b3d1f"));
         let python = "5_20260101_000000_a_TASK";
         let (one, two) = (claimed_stem(python), claimed_stem(python));
         assert_ne!(one, two, "each claim of a shared name gets its own stem");

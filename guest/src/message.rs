@@ -530,10 +530,16 @@ pub fn parse(file: &str, bytes: Vec<u8>) -> Result<(Message, OrderKey), String> 
     let string = |field: &str, value: Option<&RawValue>| -> Result<String, String> {
         match value {
             Some(raw) => serde_json::from_str::<String>(raw.get()).map_err(|_| {
-                format!(
-                    "field \"{field}\" must be a string, found {}",
-                    raw_kind_name(raw.get())
-                )
+                match raw_kind_name(raw.get()) {
+                    // A string that is no text: it escapes half a
+                    // surrogate pair (`"\ud800"`), which JSON's grammar
+                    // allows (the document parsed, so nothing else is wrong).
+                    "a string" => format!(
+                        "field \"{field}\" is not text: it escapes half a surrogate pair \
+                         (a \\u escape from \\ud800 to \\udfff without its other half)"
+                    ),
+                    kind => format!("field \"{field}\" must be a string, found {kind}"),
+                }
             }),
             None => Err(format!("field \"{field}\" is missing")),
         }
@@ -850,6 +856,13 @@ mod tests {
         assert_eq!(message.message_type, "");
         let error = parse("x.json", text.replace(r#""b""#, "7").into_bytes()).unwrap_err();
         assert_eq!(error, "field \"to\" must be a string, found a number");
+        let half_pair = br#"{"id":"1","from":"a\ud800","to":"b","type":"T","priority":5,
+            "timestamp":"2026-01-01T00:00:00Z","payload":{}}"#;
+        let error = parse("x.json", half_pair.to_vec()).unwrap_err();
+        assert!(
+            error.starts_with("field \"from\" is not text: it escapes half a surrogate pair"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -681,7 +681,11 @@ impl<F: FileSystem> Queue<F> {
         match self.fs.rename(&from, &to) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(QueueError::io("claim", &from, e)),
+            // Most often `.inflight/` made by another user, not writable to
+            // this one (a shared `_COMM`): named, as the rename does not.
+            Err(e) => Err(QueueError::Io(format!(
+                "claim _COMM/{from}: cannot move it into _COMM/{mailbox}/{INFLIGHT_DIR}/: {e}"
+            ))),
         }
     }
 

@@ -430,6 +430,35 @@ fn another_users_messages_are_archived_acknowledged_and_dead_lettered() {
     }
 }
 
+/// In a `_COMM` shared by several users, an `.inflight/` folder that one
+/// made and the next cannot write is named in the claim's error.
+#[cfg(unix)]
+#[test]
+fn a_claim_into_an_inflight_folder_it_cannot_write_names_it() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let comm = TempComm::with_agents(&["a", "b"]);
+    success(&comm.run(&["send", "--from", "a", "--to", "b", "1"]));
+    let mut command = comm.fmes();
+    let as_nobody = run_as_nobody(&comm, &mut command);
+    // Made by root (as root's first claim makes it), or not writable.
+    std::fs::create_dir(comm.join("To_B/.inflight")).unwrap();
+    if !as_nobody {
+        let read_only = std::fs::Permissions::from_mode(0o555);
+        std::fs::set_permissions(comm.join("To_B/.inflight"), read_only).unwrap();
+    }
+    let output = command
+        .args(["claim", "b", "--consumer", "w"])
+        .output()
+        .unwrap();
+    let err = failure(&output, 1);
+    assert!(
+        err.contains("cannot move it into _COMM/To_B/.inflight/: Permission denied"),
+        "{err}"
+    );
+    assert_eq!(comm.json_files("To_B").len(), 1);
+}
+
 #[test]
 fn a_missing_comm_folder_says_to_run_init() {
     let dir = tempfile::tempdir().unwrap();

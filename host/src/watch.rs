@@ -23,6 +23,10 @@ use crate::{Comm, Error, MalformedFile, Message, OrderKey, QueueError};
 
 /// Poll interval where the file system gives no notifications.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a follow of one mailbox that is gone looks again.
+const MISSING_LOOK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a follow waits quietly before checking that _COMM is still there.
+const COMM_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Which mailboxes a [`Follow`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +107,11 @@ impl Follow {
         // and the one mailbox (each mailbox as a look finds it).
         let (mut watcher, woken) = start_watcher(&root, roots, only.clone(), self.poll)?;
         let own_folder = only.as_ref().map(|dir| root.join(dir));
+        // The queue holds _COMM open: removed or moved away, the folder it
+        // reads is no longer the one at that path, which may be made anew
+        // (maybe under the same inode number, once the old one is freed:
+        // a handle of our own tells).
+        let comm_handle = std::fs::File::open(&root).ok();
         if let Some(folder) = &own_folder {
             watch_dir(&mut *watcher, folder)?;
         }
@@ -112,14 +121,33 @@ impl Follow {
         let mut appeared: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut complete: HashSet<(String, String)> = HashSet::new();
         let mut mailboxes = 0;
+        // The one mailbox followed is gone: looked at again now and then,
+        // as nothing may tell when _COMM goes too.
+        let mut missing = false;
         loop {
             let mut new_messages = Vec::new();
+            // Said plainly, not as the failure it causes (a listing of a
+            // folder removed meanwhile fails), nor waited on silently.
+            let removed = || {
+                Error::Watch(format!(
+                    "{} was removed or replaced while being followed; run again to follow \
+                     the folder there now",
+                    root.display()
+                ))
+            };
+            let gone = |e: Error| match still_there(comm_handle.as_ref(), &root) {
+                true => e,
+                false => removed(),
+            };
+            if look && !still_there(comm_handle.as_ref(), &root) {
+                return Err(removed().into());
+            }
             if look {
                 // Every mailbox: at the start, and when the watcher could not
                 // say what changed.
                 let agents = match &self.mailboxes {
                     Mailboxes::One(agent) => vec![agent.to_ascii_lowercase()],
-                    Mailboxes::All => comm.agents()?,
+                    Mailboxes::All => comm.agents().map_err(gone)?,
                 };
                 mailboxes = agents.len();
                 for agent in &agents {
@@ -184,10 +212,13 @@ impl Follow {
                         }
                         Ok(())
                     });
+                    missing = false;
                     match read {
-                        Ok(())
-                        | Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) => {}
-                        Err(Stop::Queue(e)) => return Err(e.into()),
+                        Ok(()) => {}
+                        Err(Stop::Queue(Error::Queue(QueueError::UnknownAgent { .. }))) => {
+                            missing = true;
+                        }
+                        Err(Stop::Queue(e)) => return Err(gone(e).into()),
                         Err(Stop::Event(e)) => return Err(e),
                     }
                     mailbox.seen_malformed = malformed_now;
@@ -238,9 +269,29 @@ impl Follow {
             look = false;
             appeared.clear();
             complete.clear();
-            let change = woken
-                .recv()
-                .map_err(|_| Error::Watch("the file watcher stopped".into()))?;
+            // Quiet for a while: _COMM is checked (its removal is not
+            // always told), and a missing mailbox looked for again.
+            let change = loop {
+                let wait = if missing {
+                    MISSING_LOOK_INTERVAL
+                } else {
+                    COMM_CHECK_INTERVAL
+                };
+                match woken.recv_timeout(wait) {
+                    Ok(change) => break change,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if !still_there(comm_handle.as_ref(), &root) {
+                            return Err(removed().into());
+                        }
+                        if missing {
+                            break Change::Look;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err(Error::Watch("the file watcher stopped".into()).into());
+                    }
+                }
+            };
             for change in std::iter::once(change).chain(woken.try_iter()) {
                 match change {
                     Change::Look => look = true,
@@ -605,6 +656,10 @@ fn changes(
     };
     let mut out = Vec::new();
     for path in &event.paths {
+        // _COMM itself removed or moved.
+        if roots.contains(path) && !matches!(meaning, Meaning::Nothing) {
+            return vec![Change::Look];
+        }
         let parent = path.parent();
         let in_root = parent.is_some_and(|parent| roots.iter().any(|root| root == parent));
         let agent = parent
@@ -648,6 +703,17 @@ fn changes(
     }
     out
 }
+/// True if the folder `handle` was opened on is still at `path`: not
+/// removed (no links left) and not moved away or replaced.
+fn still_there(handle: Option<&std::fs::File>, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(opened) = handle.and_then(|h| h.metadata().ok()) else {
+        return true; // Not known: as before.
+    };
+    let now = std::fs::metadata(path).ok();
+    opened.nlink() > 0 && now.is_some_and(|m| (m.dev(), m.ino()) == (opened.dev(), opened.ino()))
+}
+
 /// True if `path` is on a file system whose change notifications miss
 /// other machines' writes (NFS, SMB/CIFS, FUSE, Ceph, 9P, AFS, ...).
 #[cfg(target_os = "linux")]

@@ -259,3 +259,39 @@ fn tail_waiting_prints_big_mailboxes_in_one_timeline_over_several_pages() {
         "{err}"
     );
 }
+
+/// `_COMM` removed while followed: the queue still reads the folder it
+/// opened, which is no longer the one at that path, so the follow stops
+/// and says why rather than wait on it silently.
+#[test]
+fn a_comm_folder_removed_while_followed_stops_with_why() {
+    for args in [&["tail"][..], &["watch", "b"], &["tail", "--poll"]] {
+        let comm = TempComm::with_agents(&["a", "b"]);
+        comm.open().send(&SendRequest::new("a", "b", "1")).unwrap();
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--waiting");
+        let mut following = start_tail(&comm, &all, &[]);
+        following.next_line();
+        std::fs::remove_dir_all(&comm.path).unwrap();
+        std::fs::create_dir(&comm.path).unwrap();
+        let waited = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = following.child.try_wait().unwrap() {
+                break status;
+            }
+            // Bounds the test (polling looks every 2 s); it measures nothing.
+            assert!(waited.elapsed().as_secs() < 60, "{args:?} still running");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let err = following.stop();
+        assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+        // Said so, or (caught in the middle of its removal) the failure of
+        // listing a folder that is gone.
+        assert!(
+            err.contains("was removed or replaced while being followed")
+                || (err.contains("error: I/O error: list _COMM")
+                    && err.contains("No such file or directory")),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -233,6 +233,10 @@ fn bad_usage_exits_2() {
         &["receive", "b", "--limit", "-1"],
         &["receive", "b", "--limit", "0"],
         &["claim", "b", "--consumer", "w", "--limit", "0"],
+        &["claim", "b", "--consumer", "a/b"],
+        &["ack", "b", "--consumer", "a b", "x.json"],
+        &["release", "b", "--consumer", "", "x.json"],
+        &["extend", "b", "--consumer", "../w", "x.json"],
         &["archive", "b"],
         &["frobnicate"],
     ];

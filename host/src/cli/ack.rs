@@ -15,7 +15,7 @@ pub struct Args {
     /// The agent whose mailbox the messages were claimed from.
     agent: String,
     /// The consumer holding the claims.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = super::parse_consumer)]
     consumer: String,
     /// The claimed messages' file names, as claim printed them.
     #[arg(required = true, value_name = "FILE")]

@@ -23,7 +23,7 @@ pub struct Args {
     /// The agent whose mailbox to claim from.
     agent: String,
     /// Who holds the claims (a worker's name).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = super::parse_consumer)]
     consumer: String,
     /// At most this many messages (at least 1).
     #[arg(long, default_value_t = 1, value_name = "N",

@@ -211,3 +211,11 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     }
 }
+
+/// A `--consumer` name, checked as the queue checks it, so that a bad one
+/// is bad usage (exit 2) like any other bad option.
+fn parse_consumer(name: &str) -> Result<String, String> {
+    fmes_queue::names::check_agent(name)
+        .map(|()| name.to_string())
+        .map_err(|_| fmes_queue::QueueError::InvalidConsumer(name.into()).to_string())
+}

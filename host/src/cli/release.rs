@@ -18,7 +18,7 @@ pub struct Args {
     /// The agent whose mailbox the message was claimed from.
     agent: String,
     /// The consumer holding the claim.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = super::parse_consumer)]
     consumer: String,
     /// The claimed message's file name.
     file: String,
@@ -63,7 +63,7 @@ pub struct ExtendArgs {
     /// The agent whose mailbox the message was claimed from.
     agent: String,
     /// The consumer holding the claim.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = super::parse_consumer)]
     consumer: String,
     /// The new lease, from now.
     #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]

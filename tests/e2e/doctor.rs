@@ -232,6 +232,46 @@ fn names_fmes_cannot_use_and_strays_in_flight_are_reported() {
     assert_eq!(found.len(), 5, "the live claim is fine: {found:?}");
 }
 
+/// Among dead letters: a name fmes cannot use is not counted as a letter
+/// but reported, and an old reason whose letter was deleted by hand is
+/// reported; a young one (a move in progress puts it first) is not.
+#[cfg(unix)]
+#[test]
+fn dead_letters_names_fmes_cannot_use_and_orphan_reasons_are_reported() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let comm = TempComm::with_agents(&["a", "b"]);
+    std::fs::write(comm.join("To_B/bad.json"), "not json").unwrap();
+    let claimed = comm
+        .open()
+        .claim("b", "w", 1, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(claimed.dead_lettered.len(), 1);
+    let dead = comm.join("DEAD/To_B");
+    std::fs::write(dead.join(std::ffi::OsStr::from_bytes(b"\xfe.json")), "{}").unwrap();
+    for note in ["gone.json.reason", "young.json.reason"] {
+        std::fs::write(dead.join(note), "{}").unwrap();
+    }
+    set_age(&dead.join("gone.json.reason"), Duration::from_secs(3600));
+
+    let (code, found) = findings(&comm, &[]);
+    assert_eq!(code, 1);
+    let letters = of_kind(&found, "dead-letters");
+    assert_eq!(letters.len(), 1, "{found:?}");
+    assert!(
+        letters[0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 dead letter for b")
+    );
+    let malformed = of_kind(&found, "malformed");
+    assert_eq!(malformed.len(), 1, "{found:?}");
+    assert_eq!(malformed[0]["path"], "DEAD/To_B/\\xfe.json");
+    let unknown = of_kind(&found, "unknown-entry");
+    assert_eq!(unknown.len(), 1, "{found:?}");
+    assert_eq!(unknown[0]["path"], "DEAD/To_B/gone.json.reason");
+}
+
 #[test]
 fn a_bad_file_deep_in_a_big_mailbox_is_found_unless_past_the_limit() {
     let comm = TempComm::with_agents(&["a", "b"]);

@@ -376,12 +376,46 @@ impl Doctor {
                 continue;
             }
             // Counted, not kept: an agent may have 100,000 dead letters.
+            // Names that are not UTF-8 are no letters fmes can list, and
+            // are reported below as they are. A note whose letter is gone
+            // (deleted by hand) is kept; a young one may belong to a move
+            // that puts its note first.
             let mut letters = 0usize;
+            let mut orphan_notes = Vec::new();
             self.each_entry(&dir, |file, kind| {
-                if kind != Kind::Dir && !file.ends_with(NOTE_SUFFIX) {
-                    letters += 1;
+                if file.contains(char::REPLACEMENT_CHARACTER) || kind == Kind::Dir {
+                    return;
+                }
+                match file.strip_suffix(NOTE_SUFFIX) {
+                    None => letters += 1,
+                    Some(letter) => {
+                        let path = format!("{dir}/{file}");
+                        let old = self.age(&path).is_some_and(|age| age > TEMPORARY_GRACE);
+                        if old && !self.exists(&format!("{dir}/{letter}")) {
+                            orphan_notes.push(path);
+                        }
+                    }
                 }
             })?;
+            for name in self.names_not_utf8(&dir)? {
+                self.add(
+                    "malformed",
+                    format!("{dir}/{name}"),
+                    "a file whose name is not UTF-8: fmes cannot name it, so no `dead` \
+                     command lists, retries or purges it"
+                        .into(),
+                    "rename it to a UTF-8 name, or move it out of _COMM".into(),
+                );
+            }
+            orphan_notes.sort();
+            for path in orphan_notes {
+                self.add(
+                    "unknown-entry",
+                    path,
+                    "the reason of a dead letter that is no longer there".into(),
+                    "delete it (`fmes dead purge` deletes a letter with its reason)".into(),
+                );
+            }
             if letters > 0 {
                 self.add(
                     "dead-letters",

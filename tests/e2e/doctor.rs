@@ -199,6 +199,8 @@ fn names_fmes_cannot_use_and_strays_in_flight_are_reported() {
     for stray in ["garbage", "x~1~1~w.json", "y~1~1~bad consumer"] {
         std::fs::write(mailbox.join(".inflight").join(stray), "{}").unwrap();
     }
+    std::fs::create_dir(mailbox.join(".inflight/sub")).unwrap();
+    std::fs::create_dir(mailbox.join("5_folder.json")).unwrap();
     std::fs::write(
         mailbox.join(".inflight").join(not_utf8(b"\xfd~1~1~w")),
         "{}",
@@ -224,12 +226,14 @@ fn names_fmes_cannot_use_and_strays_in_flight_are_reported() {
         [
             "To_B/.inflight/\\xfd~1~1~w",
             "To_B/.inflight/garbage",
+            "To_B/.inflight/sub",
             "To_B/.inflight/x~1~1~w.json",
             "To_B/.inflight/y~1~1~bad consumer",
+            "To_B/5_folder.json",
         ],
         "{found:?}"
     );
-    assert_eq!(found.len(), 5, "the live claim is fine: {found:?}");
+    assert_eq!(found.len(), 7, "the live claim is fine: {found:?}");
 }
 
 /// Among dead letters: a name fmes cannot use is not counted as a letter

@@ -284,6 +284,20 @@ impl Doctor {
                 "rename it to a UTF-8 name ending in .json, or move it out of _COMM".into(),
             );
         }
+        // A folder named like a message: fmes passes it by, the Python
+        // reader stops on it (it opens every `*.json`).
+        let folder_named_json =
+            |name: &str, kind| kind == Kind::Dir && fmes_queue::names::looks_like_message(name);
+        for (name, _) in self.list_where(dir, folder_named_json)? {
+            self.add(
+                "unknown-entry",
+                format!("{dir}/{name}"),
+                "a folder named like a message: fmes passes it by, but the Python reader \
+                 fails on it"
+                    .into(),
+                "rename it to a name that does not end in .json, or move it out of _COMM".into(),
+            );
+        }
         // Only these are kept from the listing: a mailbox may hold 100,000 messages.
         let temporary = |name: &str, kind| kind == Kind::Other && name.ends_with(".tmp");
         for (name, _) in self.list_where(dir, temporary)? {
@@ -321,7 +335,7 @@ impl Doctor {
         let no_claim = |name: &str, kind| {
             // A name that is not UTF-8 is reported below, as it is.
             let utf8 = !name.contains(char::REPLACEMENT_CHARACTER);
-            utf8 && kind != Kind::Dir && fmes_queue::claims::ClaimName::parse(name).is_none()
+            utf8 && (kind == Kind::Dir || fmes_queue::claims::ClaimName::parse(name).is_none())
         };
         let mut strays = self.list_where(&inflight, no_claim)?;
         strays.extend(

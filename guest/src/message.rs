@@ -320,6 +320,25 @@ pub fn key_from_fmes_name(file: &str) -> Option<OrderKey> {
     })
 }
 
+/// The delivery order key of a message file: from its fmes name, else from
+/// its fields' priority and send time.
+pub fn order_key(file: &str, priority: u8, sent: UtcNanos) -> OrderKey {
+    key_from_fmes_name(file).unwrap_or(OrderKey {
+        priority,
+        sent,
+        file: file.to_string(),
+    })
+}
+
+impl Message {
+    /// Where this message falls in delivery order, as a reading orders it.
+    pub fn order_key(&self) -> OrderKey {
+        // A message was read only if its timestamp parsed.
+        let sent = UtcNanos::parse_timestamp(&self.timestamp).unwrap_or(UtcNanos(0));
+        order_key(&self.file, self.priority, sent)
+    }
+}
+
 /// Priority and send time from an fmes name, without copying the name.
 pub fn order_from_fmes_name(file: &str) -> Option<(u8, UtcNanos)> {
     let b = file.as_bytes();
@@ -577,11 +596,7 @@ pub fn parse(file: &str, bytes: Vec<u8>) -> Result<(Message, OrderKey), String> 
             .ok_or_else(|| "field \"payload\" is missing".to_string())?
             .get(),
     );
-    let key = key_from_fmes_name(file).unwrap_or(OrderKey {
-        priority,
-        sent,
-        file: file.to_string(),
-    });
+    let key = order_key(file, priority, sent);
     let message = Message {
         id,
         from,

@@ -14,7 +14,7 @@ use crate::runtime::Runtime;
 use crate::sandbox::Sandbox;
 use fmes_queue::clock::UtcNanos;
 use fmes_queue::dead::DeadLetterPage;
-use fmes_queue::message::{OrderKey, order_from_fmes_name};
+use fmes_queue::message::OrderKey;
 use fmes_queue::{
     ClaimBatch, Claimed, CleanupReport, DeadLetter, MailboxStats, MalformedFile, Message, Options,
     Page, Received, RecoverReport, Released, SendRequest,
@@ -198,7 +198,7 @@ impl Comm {
             }
         }
         if answers > 1 {
-            received.messages.sort_by_cached_key(delivery_key);
+            received.messages.sort_by_cached_key(Message::order_key);
             received.malformed.sort_by(|a, b| a.file.cmp(&b.file));
         }
         Ok(received)
@@ -623,20 +623,6 @@ fn into_page(page: messages::Page) -> Page {
             sent: UtcNanos(p.sent_ns),
             file: p.file,
         }),
-    }
-}
-
-/// Where a message read by the component falls in delivery order, as the
-/// component orders it: by its fmes name, else by its fields.
-fn delivery_key(message: &Message) -> OrderKey {
-    let (priority, sent) = order_from_fmes_name(&message.file).unwrap_or_else(|| {
-        let sent = UtcNanos::parse_timestamp(&message.timestamp).unwrap_or(UtcNanos(0));
-        (message.priority, sent)
-    });
-    OrderKey {
-        priority,
-        sent,
-        file: message.file.clone(),
     }
 }
 

@@ -435,7 +435,7 @@ impl<F: FileSystem> Queue<F> {
                     }
                 }
             })
-            .map_err(|e| QueueError::io("list", mailbox, e))?;
+            .map_err(|e| self.listing_failed(mailbox, e))?;
         let dropped = candidates.dropped;
         let candidates = candidates.into_sorted_vec();
 

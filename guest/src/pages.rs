@@ -311,7 +311,7 @@ impl<F: FileSystem> Queue<F> {
                     });
                 }
             })
-            .map_err(|e| QueueError::io("list", mailbox, e))?;
+            .map_err(|e| self.listing_failed(mailbox, e))?;
         cache.content_keys.insert(mailbox.to_string(), content_keys);
         let more = kept.dropped;
         Ok(Ahead {

@@ -452,7 +452,7 @@ impl<F: FileSystem> Queue<F> {
                     }
                 }
             })
-            .map_err(|e| QueueError::io("list", mailbox, e))?;
+            .map_err(|e| self.listing_failed(mailbox, e))?;
         let dropped = by_name.dropped;
 
         // Merge both kinds in delivery order, reading fmes-named files only
@@ -562,7 +562,7 @@ impl<F: FileSystem> Queue<F> {
                     count += 1;
                 }
             })
-            .map_err(|e| QueueError::io("list", &mailbox, e))?;
+            .map_err(|e| self.listing_failed(&mailbox, e))?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
@@ -615,6 +615,27 @@ impl<F: FileSystem> Queue<F> {
             }
         }
         Ok(report)
+    }
+
+    /// The error of listing `mailbox`, found a moment before: removed
+    /// since, it is an unknown agent, as it would have been a moment
+    /// earlier (a caller following mailboxes takes that as the mailbox
+    /// gone, not as a failure to read one that is there).
+    pub(crate) fn listing_failed(&self, mailbox: &str, e: io::Error) -> QueueError {
+        // Its status, not `folder_kind`, which may answer from a handle
+        // still open on the folder removed.
+        let gone = e.kind() == ErrorKind::NotFound
+            && self
+                .fs
+                .status(mailbox)
+                .is_err_and(|now| now.kind() == ErrorKind::NotFound);
+        match names::agent_of_mailbox(mailbox).filter(|_| gone) {
+            Some(name) => QueueError::UnknownAgent {
+                name,
+                known: self.agents().unwrap_or_default(),
+            },
+            None => QueueError::io("list", mailbox, e),
+        }
     }
 
     /// The mailbox folder of a valid agent name, checked to exist.

@@ -866,3 +866,105 @@ fn settles_where_hard_links_are_refused_rename_to_a_free_name() {
     assert!(names("ARCHIVE/.incoming").is_empty() && names("DEAD/To_B/.incoming").is_empty());
     assert_eq!(q.recover().unwrap().finished_moves, 0);
 }
+
+/// The std file system, on which the mailbox folder `vanishing` is removed
+/// (by another process) just before it is listed: after the queue found it.
+struct VanishingMailboxFs {
+    inner: StdFs,
+    root: std::path::PathBuf,
+    vanishing: &'static str,
+}
+
+impl VanishingMailboxFs {
+    fn remove_before_listing(&self, dir: &str) {
+        if dir == self.vanishing {
+            let _ = std::fs::remove_dir_all(self.root.join(dir));
+        }
+    }
+}
+
+impl crate::fs::FileSystem for VanishingMailboxFs {
+    fn list(&self, dir: &str) -> std::io::Result<Vec<crate::fs::DirEntry>> {
+        self.remove_before_listing(dir);
+        self.inner.list(dir)
+    }
+    fn for_each_entry(
+        &self,
+        dir: &str,
+        each: &mut dyn FnMut(&str, crate::fs::EntryKind),
+    ) -> std::io::Result<()> {
+        self.remove_before_listing(dir);
+        self.inner.for_each_entry(dir, each)
+    }
+    fn create_dir(&self, path: &str) -> std::io::Result<()> {
+        self.inner.create_dir(path)
+    }
+    fn status(&self, path: &str) -> std::io::Result<crate::fs::Status> {
+        self.inner.status(path)
+    }
+    fn read(&self, path: &str, cap: u64) -> std::io::Result<crate::fs::ReadOutcome> {
+        self.inner.read(path, cap)
+    }
+    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+        self.inner.write_new(path, bytes, durable)
+    }
+    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn same_file(&self, a: &str, b: &str) -> std::io::Result<bool> {
+        self.inner.same_file(a, b)
+    }
+    fn sync_dir(&self, dir: &str) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn link_count(&self, path: &str) -> std::io::Result<u64> {
+        self.inner.link_count(path)
+    }
+    fn link(&self, from: &str, to: &str) -> std::io::Result<()> {
+        self.inner.link(from, to)
+    }
+    fn remove_file(&self, path: &str) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+}
+
+#[test]
+fn a_mailbox_removed_while_it_is_read_is_an_unknown_agent_not_an_io_error() {
+    // Each operation finds To_B, which is then removed before its listing:
+    // what a follower of every mailbox sees while a mailbox is removed, and
+    // takes for the mailbox gone (an I/O error would stop it).
+    type Op = fn(&Queue<VanishingMailboxFs>) -> Result<(), QueueError>;
+    let ops: [(&str, Op); 5] = [
+        ("receive", |q| q.receive("b", None, None).map(drop)),
+        ("receive the first", |q| {
+            q.receive("b", None, Some(1)).map(drop)
+        }),
+        ("peek", |q| q.peek("b").map(drop)),
+        ("a page", |q| {
+            let mut cache = crate::pages::ReadingCache::new();
+            q.receive_page("b", None, 10, None, &mut cache).map(drop)
+        }),
+        ("claim", |q| {
+            q.claim("b", "w1", 1, Duration::from_secs(60)).map(drop)
+        }),
+    ];
+    for (what, op) in ops {
+        let (dir, setup_queue) = setup(&["a", "b"]);
+        setup_queue.send(SendRequest::new("a", "b", "1")).unwrap();
+        let queue = Queue::new(VanishingMailboxFs {
+            inner: StdFs::new(dir.path().to_str().unwrap()),
+            root: dir.path().to_path_buf(),
+            vanishing: "To_B",
+        });
+        match op(&queue) {
+            Err(QueueError::UnknownAgent { name, known }) => {
+                assert_eq!(
+                    (name.as_str(), known),
+                    ("b", vec!["a".to_string()]),
+                    "{what}"
+                );
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}

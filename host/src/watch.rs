@@ -175,6 +175,7 @@ impl Follow {
                         &mut followed,
                         message_type,
                         report,
+                        &gone,
                         &mut on_event,
                     )?;
                 } else if let Some(mailbox) = followed.values_mut().next() {
@@ -231,7 +232,7 @@ impl Follow {
                     let received = match comm.read(name, files) {
                         Ok(received) => received,
                         Err(Error::Queue(QueueError::UnknownAgent { .. })) if all => continue,
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(gone(e).into()),
                     };
                     let mailbox = followed
                         .entry(agent.clone())
@@ -342,18 +343,22 @@ fn look_by_send_time<E: From<Error>>(
     followed: &mut HashMap<String, Mailbox>,
     message_type: Option<&str>,
     report: bool,
+    gone: &impl Fn(Error) -> Error,
     on_event: &mut impl FnMut(Event<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut readings: Vec<Reading> = agents
+    let agents: Vec<&String> = agents
         .iter()
         .filter(|agent| followed.contains_key(*agent))
-        .map(|agent| Reading::new(agent))
         .collect();
     // Smaller pages when there are many mailboxes: a page of each is held.
-    let limit = (PAGE / readings.len().max(1) as u32).max(MERGE_PAGE_MIN);
+    let limit = (PAGE / agents.len().max(1) as u32).max(MERGE_PAGE_MIN);
+    let mut readings: Vec<Reading> = agents
+        .into_iter()
+        .map(|agent| Reading::new(agent, limit, report))
+        .collect();
     for reading in &mut readings {
         let mailbox = &followed[&reading.agent];
-        reading.fill(comm, mailbox, message_type, limit, report, on_event)?;
+        reading.fill(comm, mailbox, message_type, gone, on_event)?;
     }
     loop {
         let earliest = readings
@@ -367,7 +372,7 @@ fn look_by_send_time<E: From<Error>>(
         let (_, message) = reading.heads.pop_front().expect("a head was found");
         on_event(Event::Message(&message))?;
         let mailbox = &followed[&reading.agent];
-        reading.fill(comm, mailbox, message_type, limit, report, on_event)?;
+        reading.fill(comm, mailbox, message_type, gone, on_event)?;
     }
     for reading in readings.into_iter().filter(|reading| !reading.gone) {
         if let Some(mailbox) = followed.get_mut(&reading.agent) {
@@ -386,6 +391,11 @@ const MERGE_PAGE_MIN: u32 = 100;
 struct Reading {
     /// The followed mailbox's key.
     agent: String,
+    /// Messages per page.
+    limit: u32,
+    /// Whether new messages are reported (not on a first look that only
+    /// learns what is waiting).
+    report: bool,
     after: Option<OrderKey>,
     more: bool,
     /// The mailbox went away during the look.
@@ -398,9 +408,11 @@ struct Reading {
 }
 
 impl Reading {
-    fn new(agent: &str) -> Reading {
+    fn new(agent: &str, limit: u32, report: bool) -> Reading {
         Reading {
             agent: agent.to_string(),
+            limit,
+            report,
             after: None,
             more: true,
             gone: false,
@@ -417,23 +429,27 @@ impl Reading {
         comm: &mut Comm,
         mailbox: &Mailbox,
         message_type: Option<&str>,
-        limit: u32,
-        report: bool,
+        gone: &impl Fn(Error) -> Error,
         on_event: &mut impl FnMut(Event<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         while self.heads.is_empty() && self.more {
             let after = self.after.as_ref();
-            let page =
-                match comm.receive_page_by_send_time(&mailbox.name, message_type, limit, after) {
-                    Ok(page) => page,
-                    // Removed since the listing: simply not followed any more.
-                    Err(Error::Queue(QueueError::UnknownAgent { .. })) => {
-                        self.gone = true;
-                        self.more = false;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+            let page = match comm.receive_page_by_send_time(
+                &mailbox.name,
+                message_type,
+                self.limit,
+                after,
+            ) {
+                Ok(page) => page,
+                // Removed since the listing: simply not followed any more.
+                Err(Error::Queue(QueueError::UnknownAgent { .. })) => {
+                    self.gone = true;
+                    self.more = false;
+                    return Ok(());
+                }
+                // Failing because _COMM went away: said so.
+                Err(e) => return Err(gone(e).into()),
+            };
             for file in &page.malformed {
                 if !mailbox.seen_malformed.contains(&file.file) {
                     let agent = &mailbox.name;
@@ -443,7 +459,7 @@ impl Reading {
             }
             for message in page.messages {
                 self.current.insert(&message.file);
-                if report && !mailbox.seen.contains(&message.file) {
+                if self.report && !mailbox.seen.contains(&message.file) {
                     self.heads.push_back((send_time(&message), message));
                 }
             }

@@ -236,6 +236,36 @@ fn names_fmes_cannot_use_and_strays_in_flight_are_reported() {
     assert_eq!(found.len(), 7, "the live claim is fine: {found:?}");
 }
 
+/// A staging folder's file whose name is not UTF-8 was put there by hand:
+/// `fmes recover` cannot name it, so doctor does not send the user to it.
+#[cfg(unix)]
+#[test]
+fn a_staged_name_fmes_cannot_use_is_not_left_to_recover() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let incoming = comm.join("ARCHIVE/.incoming");
+    std::fs::create_dir_all(&incoming).unwrap();
+    std::fs::write(
+        incoming.join(std::ffi::OsStr::from_bytes(b"\xfa.json")),
+        "{}",
+    )
+    .unwrap();
+    std::fs::write(incoming.join("5_x.json"), "{}").unwrap();
+
+    let (code, found) = findings(&comm, &[]);
+    assert_eq!(code, 1);
+    let interrupted = of_kind(&found, "interrupted-move");
+    assert_eq!(interrupted.len(), 1, "{found:?}");
+    assert_eq!(interrupted[0]["path"], "ARCHIVE/.incoming/5_x.json");
+    let strays = of_kind(&found, "unknown-entry");
+    assert_eq!(strays.len(), 1, "{found:?}");
+    assert_eq!(strays[0]["path"], "ARCHIVE/.incoming/\\xfa.json");
+    assert!(strays[0]["problem"].as_str().unwrap().contains("not UTF-8"));
+    assert!(!strays[0]["fix"].as_str().unwrap().contains("recover"));
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
 /// Among dead letters: a name fmes cannot use is not counted as a letter
 /// but reported, and an old reason whose letter was deleted by hand is
 /// reported; a young one (a move in progress puts it first) is not.

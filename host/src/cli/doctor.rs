@@ -456,7 +456,9 @@ impl Doctor {
         if !self.exists(&incoming) || !self.check_access(&incoming) {
             return Ok(());
         }
-        for (name, _) in self.list(&incoming)? {
+        // A name that is not UTF-8 is reported below, as it is.
+        let utf8 = |name: &str, _| !name.contains(char::REPLACEMENT_CHARACTER);
+        for (name, _) in self.list_where(&incoming, utf8)? {
             if name.ends_with(NOTE_SUFFIX) {
                 continue;
             }
@@ -468,6 +470,20 @@ impl Doctor {
                      right now)"
                 ),
                 "`fmes recover` completes it".into(),
+            );
+        }
+        for name in self.names_not_utf8(&incoming)? {
+            self.add(
+                "unknown-entry",
+                format!("{incoming}/{name}"),
+                format!(
+                    "a file whose name is not UTF-8 in the staging folder of {dir}/: fmes \
+                     names every move it stages in UTF-8, so no fmes process made it and \
+                     `fmes recover` cannot name it"
+                ),
+                "if it is a message, move it into a mailbox under a UTF-8 name ending in \
+                 .json; else move it out of _COMM"
+                    .into(),
             );
         }
         Ok(())

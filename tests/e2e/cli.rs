@@ -764,6 +764,50 @@ fn json_output_keeps_numbers_and_lone_surrogates_as_stored() {
     assert!(claimed["lease_expires_ms"].as_u64().is_some(), "{claimed}");
 }
 
+/// The fields `--json` adds to a message (`file`; `deliveries` and
+/// `lease_expires_ms` for a claim) replace extra fields of those names that
+/// another writer put in it, in the output only: a script's `.file` is
+/// always the file to archive, and the file keeps what was written.
+#[test]
+fn fields_json_adds_take_the_place_of_extra_fields_of_their_names() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let python = r#"{"id": "s", "from": "py", "to": "b", "type": "T", "priority": 1,
+        "timestamp": "2026-01-01T00:00:00Z", "payload": 1, "file": "theirs.json",
+        "deliveries": "many", "lease_expires_ms": "never", "note": "kept"}"#;
+    std::fs::write(comm.join("To_B/1_py.json"), python).unwrap();
+    let received = json_lines(&success(&comm.run(&["--json", "receive", "b"])));
+    assert_eq!(received[0]["file"], "1_py.json");
+    assert_eq!(received[0]["note"], "kept");
+    assert_eq!(received[0]["deliveries"], "many", "not added by receive");
+    let archived = success(&comm.run(&["archive", "b", received[0]["file"].as_str().unwrap()]));
+    assert!(archived.contains("ARCHIVE/1_py.json"), "{archived}");
+    let kept = std::fs::read_to_string(comm.join("ARCHIVE/1_py.json")).unwrap();
+    assert_eq!(kept, python, "the file is unchanged");
+
+    std::fs::write(
+        comm.join("To_B/1_py.json"),
+        python.replace("\"s\"", "\"t\""),
+    )
+    .unwrap();
+    let claimed = json_lines(&success(&comm.run(&[
+        "--json",
+        "claim",
+        "b",
+        "--consumer",
+        "w",
+    ])));
+    assert!(
+        claimed[0]["file"].as_str().unwrap().starts_with("1_py~u"),
+        "{claimed:?}"
+    );
+    assert_eq!(claimed[0]["deliveries"], 1);
+    assert!(
+        claimed[0]["lease_expires_ms"].as_u64().is_some(),
+        "{claimed:?}"
+    );
+    assert_eq!(claimed[0]["note"], "kept");
+}
+
 /// Two messages of 40 MiB each are under the 64 MiB a message may have, but
 /// their text and payload together pass what wasmtime lets one answer of
 /// the component carry (128 MiB by default): a page or a claim ends early

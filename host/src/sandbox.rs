@@ -68,10 +68,16 @@ impl WasiView for Sandbox {
     }
 }
 
-/// Caps linear memory, and remembers that a growth past the cap was
-/// refused so the resulting trap can be reported as the memory limit.
+/// Caps the linear memory of a store, all its memories together, and
+/// remembers that a growth past the cap was refused so the resulting trap
+/// can be reported as the memory limit. Tables are capped the same way, in
+/// elements.
 pub struct MemoryCap {
     limit: usize,
+    /// Bytes of every memory of the store, as grown so far.
+    memory_used: usize,
+    /// Elements of every table of the store.
+    table_elements: usize,
     pub exceeded: bool,
 }
 
@@ -79,38 +85,52 @@ impl MemoryCap {
     pub fn new(limit: usize) -> MemoryCap {
         MemoryCap {
             limit,
+            memory_used: 0,
+            table_elements: 0,
             exceeded: false,
         }
     }
 }
 
-/// Table elements a component may grow to: far more than the queue needs,
-/// few enough that tables cannot be used to exhaust the host.
+/// Table elements a store may grow its tables to, all together: far more
+/// than a component needs, few enough (8 to 16 MiB) that tables cannot be
+/// used to exhaust the host.
 const TABLE_ELEMENTS: usize = 1 << 20;
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
+        // Called for each memory as it is made (from 0) and grown: the
+        // store's total is what the cap bounds, or several memories would
+        // each take the whole of it.
+        let total = (self.memory_used - current.min(self.memory_used)).saturating_add(desired);
+        if total > self.limit {
             self.exceeded = true;
             // An error (rather than `Ok(false)`) traps at once instead of
             // letting the allocator see a failed grow and abort less clearly.
             return Err(wasmtime::Error::msg("memory limit reached"));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= TABLE_ELEMENTS)
+        let total =
+            (self.table_elements - current.min(self.table_elements)).saturating_add(desired);
+        if total > TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -123,5 +143,38 @@ impl ResourceLimiter for MemoryCap {
 
     fn memories(&self) -> usize {
         4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn the_memory_limit_bounds_all_memories_together() {
+        let mut cap = MemoryCap::new(64 * MIB);
+        // Two memories made (from 0) and grown: together up to the limit.
+        assert!(cap.memory_growing(0, 40 * MIB, None).unwrap());
+        assert!(cap.memory_growing(0, 20 * MIB, None).unwrap());
+        assert!(cap.memory_growing(20 * MIB, 24 * MIB, None).unwrap());
+        assert!(!cap.exceeded);
+        // A third, or growing either, would pass it.
+        assert!(cap.memory_growing(0, 1, None).is_err());
+        assert!(cap.exceeded);
+        assert!(cap.memory_growing(40 * MIB, 40 * MIB + 1, None).is_err());
+    }
+
+    #[test]
+    fn tables_are_bounded_together_in_elements() {
+        let mut cap = MemoryCap::new(64 * MIB);
+        assert!(cap.table_growing(0, TABLE_ELEMENTS / 2, None).unwrap());
+        assert!(cap.table_growing(0, TABLE_ELEMENTS / 2, None).unwrap());
+        assert!(!cap.table_growing(0, 1, None).unwrap());
+        assert!(
+            !cap.table_growing(TABLE_ELEMENTS / 2, TABLE_ELEMENTS / 2 + 1, None)
+                .unwrap()
+        );
     }
 }

@@ -16,13 +16,24 @@ fn plugin(name: &str) -> PathBuf {
 
 /// Runs `fmes [global...] agent run PLUGIN --as worker --once [--policy P]`.
 fn run_agent(comm: &TempComm, name: &str, policy: Option<&str>, global: &[&str]) -> Output {
+    run_agent_as(comm, name, "worker", policy, global)
+}
+
+/// `run_agent` as another agent.
+fn run_agent_as(
+    comm: &TempComm,
+    name: &str,
+    agent: &str,
+    policy: Option<&str>,
+    global: &[&str],
+) -> Output {
     let mut command = comm.fmes();
     command
         .args(global)
         .arg("--json")
         .args(["agent", "run"])
         .arg(plugin(name));
-    command.args(["--as", "worker", "--once"]);
+    command.args(["--as", agent, "--once"]);
     if let Some(policy) = policy {
         let path = comm.root.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
@@ -429,4 +440,202 @@ fn a_runner_stopped_mid_batch_gives_the_messages_it_did_not_handle_back() {
     let report = runner.run(true, &stop, |_, _| {}).unwrap();
     assert_eq!(report.acknowledged, 4);
     assert_eq!(q.peek("worker").unwrap(), 0);
+}
+
+/// A message a plugin sends to its own agent comes back to it, and could
+/// send more each time, without end: refused unless the policy names the
+/// agent among its recipients.
+#[test]
+fn a_plugin_may_send_to_its_own_agent_only_if_the_policy_names_it() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""selfsend""#);
+    let output = run_agent(&comm, "fixture_tricks", None, &["--max-deliveries", "1"]);
+    let lines = outcomes(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "dead-lettered");
+    let reason = lines[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("may send to its own agent")
+            && reason.contains("only if the policy's allowed_recipients names it"),
+        "{reason}"
+    );
+    assert_eq!(comm.open().peek("worker").unwrap(), 0);
+
+    // Named: allowed (the message it sends asks for nothing more).
+    send(&comm, r#""selfsend""#);
+    let policy = r#"allowed_recipients = ["planner", "Worker"]"#;
+    let lines = outcomes(&run_agent(&comm, "fixture_tricks", Some(policy), &[]));
+    let handled: Vec<_> = lines.iter().map(|l| &l["outcome"]).collect();
+    assert_eq!(handled, ["acknowledged", "acknowledged"], "{lines:?}");
+}
+
+/// A plugin whose setup fails never has the messages its runner claimed:
+/// they go back at once, their delivery not counted (so a plugin that
+/// cannot start does not send them to the dead letters unseen).
+#[test]
+fn a_failing_setup_gives_the_claimed_messages_back_uncounted() {
+    let comm = TempComm::with_agents(&["planner", "setupfail"]);
+    let mut q = comm.open();
+    for n in 0..3 {
+        q.send(&SendRequest::new("planner", "setupfail", n.to_string()))
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let output = run_agent_as(
+            &comm,
+            "fixture_tricks",
+            "setupfail",
+            None,
+            &["--max-deliveries", "1"],
+        );
+        let error = failure(&output, 1);
+        assert!(error.contains("setup refuses to start"), "{error}");
+        assert_eq!(q.peek("setupfail").unwrap(), 3);
+        let waiting = comm.json_files("To_Setupfail");
+        assert!(
+            waiting.iter().all(|name| !name.contains('~')),
+            "{waiting:?}"
+        );
+        let in_flight = std::fs::read_dir(comm.join("To_Setupfail/.inflight"))
+            .unwrap()
+            .count();
+        assert_eq!(in_flight, 0);
+    }
+    assert!(q.dead_letters(Some("setupfail")).unwrap().is_empty());
+}
+
+/// Log lines count at least 256 bytes each against the bytes a plugin may
+/// pass per message, so empty ones cannot flood stderr; an error reason
+/// is cut at 4096 characters.
+#[test]
+fn log_floods_and_long_error_reasons_are_capped() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""logflood 100000""#);
+    let output = run_agent(&comm, "fixture_tricks", None, &[]);
+    let lines = outcomes(&output);
+    assert_eq!(lines[0]["outcome"], "acknowledged");
+    let logged = stderr(&output)
+        .lines()
+        .filter(|line| line.starts_with("[worker] info:"))
+        .count();
+    assert_eq!(logged, 1024 * 1024 / 256, "one megabyte, 256 bytes a line");
+
+    send(&comm, r#""longerror 1000000""#);
+    let output = run_agent(&comm, "fixture_tricks", None, &["--max-deliveries", "1"]);
+    let reason = outcomes(&output)[0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.ends_with("... (cut at 4096 characters)"),
+        "{}",
+        &reason[reason.len() - 80..]
+    );
+    assert!(reason.len() < 4200, "{}", reason.len());
+}
+
+/// What a fresh instance's setup sends counts against the first message it
+/// handles: a plugin that traps on every message would otherwise send its
+/// setup's messages again each time, uncapped.
+#[test]
+fn what_setup_sends_counts_against_the_first_message() {
+    let comm = TempComm::with_agents(&["planner", "setupsends"]);
+    comm.open()
+        .send(&SendRequest::new("planner", "setupsends", r#""send""#))
+        .unwrap();
+    let output = run_agent_as(&comm, "fixture_tricks", "setupsends", None, &[]);
+    let lines = outcomes(&output);
+    // The setup sent 10, the cap: the first handling may send no more.
+    assert_eq!(lines[0]["outcome"], "released", "{lines:?}");
+    let reason = lines[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("at most 10 messages may be sent"),
+        "{reason}"
+    );
+    // The next message (here, the same one again) starts afresh.
+    assert_eq!(lines[1]["outcome"], "acknowledged", "{lines:?}");
+    assert_eq!(comm.open().peek("planner").unwrap(), 11);
+}
+
+/// A message is handed to the plugin only while its claim's lease has the
+/// time of its calls and the margin left, renewed if not: with leases far
+/// shorter than the batch takes, and expired claims recovered all along,
+/// no claim is lost and no message handled twice.
+#[test]
+fn leases_are_renewed_so_a_slow_batch_loses_no_claim() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    let mut q = comm.open();
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        ids.push(send(&comm, r#""slow 500""#).id);
+    }
+    let bytes = std::fs::read(plugin("fixture_tricks")).unwrap();
+    let policy = fmes::plugin::Policy::parse("time_limit = \"2s\"").unwrap();
+    let mut runner = fmes::plugin::AgentRunner::from_bytes(
+        runtime(),
+        &bytes,
+        "fixture_tricks",
+        &comm.path,
+        "worker",
+        policy,
+    )
+    .unwrap();
+    // Leases of (2 s + 1 s) * 2: the batch of 16 takes 8 s.
+    runner.set_lease_margin(std::time::Duration::from_secs(1));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let report = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Another process returning every claim whose lease ran out.
+            let mut other = comm.open();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                other.recover().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let report = runner.run(true, &stop, |_, _| {});
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        report.unwrap()
+    });
+    assert_eq!(
+        (report.acknowledged, report.failed, report.claims_lost),
+        (16, 0, 0)
+    );
+    let mut replies: Vec<String> = q
+        .receive("planner", None, None)
+        .unwrap()
+        .messages
+        .into_iter()
+        .map(|m| m.payload.trim_matches('"').to_string())
+        .collect();
+    replies.sort();
+    ids.sort();
+    assert_eq!(replies, ids, "each message handled once");
+}
+
+/// Errors quote what they are about (here the plugin's file name, in other
+/// cases its import or function names): escaped, so that none of it can
+/// drive the terminal.
+#[test]
+fn errors_about_a_plugin_cannot_drive_the_terminal() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    let path = comm
+        .root
+        .path()
+        .join("evil\u{1b}]0;pwned\u{7}\u{202e}.wasm");
+    std::fs::write(&path, "not wasm").unwrap();
+    let output = comm
+        .fmes()
+        .args(["agent", "run"])
+        .arg(&path)
+        .args(["--as", "worker", "--once"])
+        .output()
+        .unwrap();
+    let error = failure(&output, 1);
+    assert!(error.contains("is not a WebAssembly component"), "{error}");
+    assert!(
+        error.contains(r"evil\u{1b}]0;pwned\u{7}\u{202e}.wasm"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+        "{error:?}"
+    );
 }

@@ -23,9 +23,10 @@ Examples:
   fmes agent run report_agent.wasm --as coder --once
   fmes agent run my_agent.wasm --as reviewer --policy reviewer.toml
 
-A policy file (TOML) may set: time_limit (\"10s\"), memory_limit_mib (64),
-allowed_recipients ([\"planner\"]; missing: any agent), max_sends_per_message
-(10), max_bytes_per_message (1048576), fuel (none). Unknown keys are refused.")]
+A policy file (TOML) may set: time_limit (\"10s\"; 1s to 1d), memory_limit_mib
+(64), allowed_recipients ([\"planner\"]; missing: any agent but its own),
+max_sends_per_message (10), max_bytes_per_message (1048576), fuel (none).
+Unknown keys are refused.")]
     Run {
         /// The plugin component (.wasm).
         plugin: PathBuf,
@@ -93,6 +94,23 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
                     "reason": reason,
                 })
             ),
+            (HandleOutcome::ClaimLost { reason }, true) => writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "file": message.file,
+                    "id": message.id,
+                    "outcome": "claim-lost",
+                    "reason": reason,
+                })
+            ),
+            (HandleOutcome::ClaimLost { reason }, false) => writeln!(
+                out,
+                "handled {} from {}, but its claim was lost: {}; it may be handled again",
+                output::printable(&message.file),
+                output::printable(&message.from),
+                output::printable(reason)
+            ),
             (HandleOutcome::Acknowledged, false) => writeln!(
                 out,
                 "handled {} from {}: acknowledged",
@@ -116,8 +134,12 @@ pub(crate) fn run(context: &Context, command: Command) -> anyhow::Result<ExitCod
         return Err(e.into());
     }
     // On stderr, so stdout stays one line per message.
+    let lost = match report.claims_lost {
+        0 => String::new(),
+        n => format!(", {n} handled after their claim was lost"),
+    };
     crate::stderr::line!(
-        "{agent}: {} acknowledged, {} failed ({} dead-lettered)",
+        "{agent}: {} acknowledged, {} failed ({} dead-lettered){lost}",
         report.acknowledged,
         report.failed,
         report.dead_lettered

@@ -145,7 +145,8 @@ pub(crate) fn run(context: &Context, args: Args) -> anyhow::Result<ExitCode> {
         if !json {
             let outcome = match outcome {
                 crate::plugin::HandleOutcome::Acknowledged => "acknowledged".to_string(),
-                crate::plugin::HandleOutcome::Failed { reason, .. } => reason.clone(),
+                crate::plugin::HandleOutcome::Failed { reason, .. }
+                | crate::plugin::HandleOutcome::ClaimLost { reason } => reason.clone(),
             };
             let _ = writeln!(
                 std::io::stdout(),

@@ -17,7 +17,7 @@ pub use duration::parse_duration;
 mod init;
 mod logging;
 mod man;
-mod output;
+pub(crate) mod output;
 mod peek;
 mod progress;
 mod receive;

@@ -18,11 +18,21 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Prints `error: ...` and each cause on its own line, to stderr.
 pub fn print_error(e: &anyhow::Error) {
-    let mut text = format!("error: {e}\n");
+    // Errors quote what they are about: names from a mailbox, a plugin's
+    // imports or its function names, none of which may drive the terminal.
+    let mut text = format!("error: {}\n", terminal_safe(&e.to_string()));
     for cause in e.chain().skip(1) {
+        let cause = terminal_safe(&cause.to_string());
         text.push_str(&format!("  caused by: {cause}\n"));
     }
     crate::stderr::write(&text);
+}
+
+/// Text with line breaks kept (a parser's error may point at a line) and
+/// every other control character, or character that reorders or breaks
+/// the text around it, escaped.
+fn terminal_safe(text: &str) -> String {
+    text.lines().map(printable).collect::<Vec<_>>().join("\n")
 }
 
 static QUIET: AtomicBool = AtomicBool::new(false);
@@ -130,17 +140,30 @@ pub fn write_message(out: &mut impl Write, message: &Message, json: bool) -> io:
 }
 
 /// A string with control characters escaped, so text from a mailbox cannot
-/// drive the terminal.
+/// drive the terminal, and so are the characters that reorder or break the
+/// text around them (bidirectional overrides, line separators).
 pub fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() {
+        if c.is_control() || reorders_text(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// True for the characters that, unseen, change how the text around them
+/// is shown: bidirectional marks, embeddings, overrides and isolates (which
+/// make `exe.txt` show as `txt.exe`), and the line and paragraph
+/// separators.
+pub fn reorders_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            | '\u{2028}' | '\u{2029}'
+    )
 }
 
 /// A time in milliseconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ`.

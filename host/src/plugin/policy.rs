@@ -35,6 +35,11 @@ pub struct Policy {
     pub fuel: Option<u64>,
 }
 
+/// The longest time limit: a handler that needs a day is not one call.
+/// Claims' leases are counted from it, and must not run past what a
+/// `Duration` or a lease's milliseconds hold.
+const MAX_TIME_LIMIT: Duration = Duration::from_secs(86_400);
+
 fn default_time_limit() -> Duration {
     Duration::from_secs(10)
 }
@@ -96,7 +101,20 @@ impl Policy {
         if policy.memory_limit_mib == 0 {
             return Err("memory_limit_mib must be at least 1".into());
         }
+        if policy.time_limit.is_zero() || policy.time_limit > MAX_TIME_LIMIT {
+            return Err(format!(
+                "time_limit must be from 1s to 1d, not {}s",
+                policy.time_limit.as_secs()
+            ));
+        }
         Ok(policy)
+    }
+
+    /// True if `allowed_recipients` names `agent` (not merely allows any).
+    pub fn names_recipient(&self, agent: &str) -> bool {
+        self.allowed_recipients
+            .as_ref()
+            .is_some_and(|allowed| allowed.iter().any(|a| a.eq_ignore_ascii_case(agent)))
     }
 
     /// True if the plugin may send to `agent`.
@@ -136,5 +154,11 @@ mod tests {
                 .contains("not a duration")
         );
         assert!(Policy::parse("memory_limit_mib = 0").is_err());
+        for (limit, accepted) in [("0s", false), ("1s", true), ("1d", true), ("25h", false)] {
+            let parsed = Policy::parse(&format!("time_limit = \"{limit}\""));
+            assert_eq!(parsed.is_ok(), accepted, "{limit}: {parsed:?}");
+        }
+        let huge = Policy::parse("time_limit = \"18446744073709551615s\"").unwrap_err();
+        assert!(huge.contains("time_limit must be from 1s to 1d"), "{huge}");
     }
 }

@@ -37,8 +37,12 @@ const ALLOWED_IMPORTS: [&str; 11] = [
     "wasi:io/",
 ];
 
-/// How long a claim lasts: long enough for any handler call, which the time
-/// limit stops well before.
+/// What a claim's lease holds beyond the calls its message may wait for.
+/// A message is handed to the plugin only while its lease has at least the
+/// time of those calls (the setup of a fresh instance, then the handler,
+/// each stopped at the time limit) and this margin left, renewed if not: so
+/// no claim runs out while its message is handled, and no other consumer
+/// takes it then, however slow the batch before it was.
 const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// Between looks at an empty mailbox.
 const IDLE_WAIT: Duration = Duration::from_millis(250);
@@ -80,6 +84,11 @@ pub enum HandleOutcome {
     /// The handler returned an error, or was stopped: released, or
     /// dead-lettered at the delivery limit.
     Failed { reason: String, dead_lettered: bool },
+    /// Handled, but the claim was gone when it was to be settled: its lease
+    /// ran out (the process was stopped or starved for longer than the
+    /// lease) and a recovery or another consumer took the message, which
+    /// may be handled again.
+    ClaimLost { reason: String },
 }
 
 /// What a run did.
@@ -88,6 +97,8 @@ pub struct RunReport {
     pub acknowledged: u32,
     pub failed: u32,
     pub dead_lettered: u32,
+    /// Messages handled whose claim was lost before they were settled.
+    pub claims_lost: u32,
 }
 
 /// Runs one plugin as one agent.
@@ -100,6 +111,8 @@ pub struct AgentRunner {
     policy: Policy,
     comm: Comm,
     instance: Option<(Store<PluginState>, AgentPlugin)>,
+    /// See [`LEASE_MARGIN`].
+    lease_margin: Duration,
 }
 
 impl AgentRunner {
@@ -172,11 +185,20 @@ impl AgentRunner {
             pre,
             comm_dir: comm_dir.to_path_buf(),
             agent: agent.to_string(),
-            consumer: format!("{agent}-runner-{}", std::process::id()),
+            consumer: runner_consumer(),
             policy,
             comm,
             instance: None,
+            lease_margin: LEASE_MARGIN,
         })
+    }
+
+    /// Sets how long a claim's lease holds beyond the calls its message may
+    /// need ([`LEASE_MARGIN`], a minute, by default): the longest the
+    /// process may be stopped or starved between two messages without
+    /// another consumer taking the next one.
+    pub fn set_lease_margin(&mut self, margin: Duration) {
+        self.lease_margin = margin;
     }
 
     /// The queue handle the runner claims with, for settings.
@@ -193,7 +215,9 @@ impl AgentRunner {
         mut on_event: impl FnMut(&Message, &HandleOutcome),
     ) -> Result<RunReport, PluginError> {
         let mut report = RunReport::default();
-        let lease = self.policy.time_limit + LEASE_MARGIN;
+        // Enough for a message's calls with the margin to spare twice, so
+        // that a batch renews its leases about once a margin.
+        let lease = (self.policy.time_limit + self.lease_margin) * 2;
         let mut pacing = ClaimPacing::new();
         while !stop.load(Ordering::Relaxed) {
             // A batch per claim: each claim lists the whole mailbox, so one
@@ -219,27 +243,38 @@ impl AgentRunner {
             }
             let mut claimed = batch.claimed.into_iter();
             let mut cut_short = false;
-            for next in claimed.by_ref() {
-                // A batch can outlast a lease when handlers are slow: renew
-                // the lease of the message about to be handled past half of it.
-                if claimed_at.elapsed() > lease / 2 {
-                    match self
-                        .comm
-                        .extend(&self.agent, &self.consumer, &next.message.file, lease)
-                    {
-                        Ok(_) => {}
-                        // Its lease ran out and another consumer has it now.
-                        Err(crate::Error::Queue(crate::QueueError::NotFound(_))) => continue,
-                        Err(e) => return Err(e.into()),
+            while let Some(next) = claimed.next() {
+                // A batch can outlast a lease when handlers are slow, or
+                // the process is stopped a while: a message goes to the
+                // plugin only with time enough left on its lease.
+                match self.make_lease_last(&next, lease) {
+                    Ok(true) => {}
+                    // Its lease ran out and a recovery or another consumer
+                    // took it: theirs now.
+                    Ok(false) => continue,
+                    Err(e) => {
+                        self.give_back_all(std::iter::once(next).chain(claimed));
+                        return Err(e);
                     }
                 }
-                let outcome = self.handle(&next.message)?;
+                let outcome = match self.handle(&next.message) {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        // No instance could be made (its setup failed, or
+                        // broke a limit), or the queue failed: the plugin
+                        // never had these messages, which go back at once,
+                        // their delivery not counted.
+                        self.give_back_all(std::iter::once(next).chain(claimed));
+                        return Err(e);
+                    }
+                };
                 match &outcome {
                     HandleOutcome::Acknowledged => report.acknowledged += 1,
                     HandleOutcome::Failed { dead_lettered, .. } => {
                         report.failed += 1;
                         report.dead_lettered += u32::from(*dead_lettered);
                     }
+                    HandleOutcome::ClaimLost { .. } => report.claims_lost += 1,
                 }
                 on_event(&next.message, &outcome);
                 if stop.load(Ordering::Relaxed) {
@@ -271,6 +306,43 @@ impl AgentRunner {
         Ok(report)
     }
 
+    /// Renews the lease of `claimed` unless it has the time of the calls its
+    /// message may need and [`LEASE_MARGIN`] left. False if the claim is
+    /// gone: its lease ran out and a recovery or another consumer took it.
+    fn make_lease_last(
+        &mut self,
+        claimed: &crate::Claimed,
+        lease: Duration,
+    ) -> Result<bool, PluginError> {
+        // A fresh instance runs its setup first, under its own time limit.
+        let calls = if self.instance.is_some() { 1 } else { 2 };
+        let needed = self.policy.time_limit * calls + self.lease_margin;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let left = Duration::from_millis(claimed.lease_expires_ms.saturating_sub(now_ms));
+        if left >= needed {
+            return Ok(true);
+        }
+        let file = &claimed.message.file;
+        match self.comm.extend(&self.agent, &self.consumer, file, lease) {
+            Ok(_) => Ok(true),
+            Err(crate::Error::Queue(crate::QueueError::NotFound(_))) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives back claims the plugin never had, their delivery not counted,
+    /// on the way out of a run that failed: as many as can be (the rest
+    /// come back when their leases end).
+    fn give_back_all(&mut self, claims: impl Iterator<Item = crate::Claimed>) {
+        for claim in claims {
+            let _ = self
+                .comm
+                .give_back(&self.agent, &self.consumer, &claim.message.file);
+        }
+    }
+
     /// Hands one claimed message to the plugin and settles it.
     fn handle(&mut self, message: &Message) -> Result<HandleOutcome, PluginError> {
         if self.instance.is_none() {
@@ -292,19 +364,33 @@ impl AgentRunner {
         flush_output(&self.agent, store.data_mut());
         let failure = match result {
             Ok(Ok(())) => {
-                self.comm.ack(&self.agent, &self.consumer, &message.file)?;
-                return Ok(HandleOutcome::Acknowledged);
+                return match self.comm.ack(&self.agent, &self.consumer, &message.file) {
+                    Ok(_) => Ok(HandleOutcome::Acknowledged),
+                    Err(crate::Error::Queue(crate::QueueError::NotFound(reason))) => {
+                        Ok(HandleOutcome::ClaimLost { reason })
+                    }
+                    Err(e) => Err(e.into()),
+                };
             }
-            Ok(Err(reason)) => format!("the handler failed: {}", printable_line(&reason)),
+            Ok(Err(reason)) => format!("the handler failed: {}", shown_reason(&reason)),
             Err(trap) => {
                 let (store, _) = self.instance.take().expect("made above");
-                let error = classify(&self.runtime, &self.policy, trap, store.data());
+                let error = classify(&self.policy, trap, store.data());
                 error.to_string()
             }
         };
-        let released = self
+        let released = match self
             .comm
-            .release(&self.agent, &self.consumer, &message.file)?;
+            .release(&self.agent, &self.consumer, &message.file)
+        {
+            Ok(released) => released,
+            Err(crate::Error::Queue(crate::QueueError::NotFound(reason))) => {
+                return Ok(HandleOutcome::ClaimLost {
+                    reason: format!("{failure}, and {reason}"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(HandleOutcome::Failed {
             reason: failure,
             dead_lettered: matches!(released, Released::DeadLettered(_)),
@@ -322,19 +408,40 @@ impl AgentRunner {
         store.epoch_deadline_trap();
         store.set_epoch_deadline(self.runtime.deadline_ticks_for(self.policy.time_limit));
         let in_flight = self.runtime.call_in_flight();
-        let plugin = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginError::Instantiate(format!("{e:#}")))?;
+        // Instantiating runs the plugin's start functions, under the same
+        // limits as its calls: a trap there is told as one.
+        let plugin = match self.pre.instantiate(&mut store) {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                drop(in_flight);
+                flush_output(&self.agent, store.data_mut());
+                return Err(match classify(&self.policy, e, store.data()) {
+                    PluginError::Trap(reason) => PluginError::Instantiate(reason),
+                    limit => limit,
+                });
+            }
+        };
         let setup = plugin.fmes_queue_handler().call_setup(&mut store);
         drop(in_flight);
         flush_output(&self.agent, store.data_mut());
         match setup {
             Ok(Ok(())) => Ok((store, plugin)),
-            Ok(Err(reason)) => Err(PluginError::Setup(printable_line(&reason))),
-            Err(trap) => Err(classify(&self.runtime, &self.policy, trap, store.data())),
+            Ok(Err(reason)) => Err(PluginError::Setup(shown_reason(&reason))),
+            Err(trap) => Err(classify(&self.policy, trap, store.data())),
         }
     }
+}
+
+/// The consumer name a runner claims under: its own, among runners on
+/// other machines or in other containers too (where process ids repeat),
+/// and a valid consumer name whatever the agent's (at most 64 characters).
+fn runner_consumer() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Keyed at random for each process: 64 random bits, std alone.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("runner-{}-{random:016x}", std::process::id())
 }
 
 /// A linker holding exactly what a plugin may import (`ALLOWED_IMPORTS`).
@@ -374,13 +481,7 @@ impl wasmtime::component::HasData for ResourcesOnly {
     type Data<'a> = &'a mut wasmtime::component::ResourceTable;
 }
 
-fn classify(
-    runtime: &Runtime,
-    policy: &Policy,
-    trap: wasmtime::Error,
-    state: &PluginState,
-) -> PluginError {
-    let _ = runtime;
+fn classify(policy: &Policy, trap: wasmtime::Error, state: &PluginState) -> PluginError {
     match trap.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => return PluginError::TimeLimit(policy.time_limit),
         Some(wasmtime::Trap::OutOfFuel) => {
@@ -391,12 +492,29 @@ fn classify(
     if state.limits.exceeded {
         return PluginError::MemoryLimit(policy.memory_limit_mib);
     }
-    PluginError::Trap(printable_line(&format!("{trap:#}")))
+    PluginError::Trap(shown_reason(&format!("{trap:#}")))
+}
+
+/// Characters of a reason from the plugin (its error, its trap) shown.
+const REASON_CAP: usize = 4096;
+
+/// A reason given by the plugin or made of its names, as one line fit for
+/// a terminal and cut at [`REASON_CAP`] characters: the plugin decides its
+/// length.
+fn shown_reason(text: &str) -> String {
+    let line = printable_line(text);
+    match line.char_indices().nth(REASON_CAP) {
+        Some((cut, _)) => format!("{}... (cut at {REASON_CAP} characters)", &line[..cut]),
+        None => line,
+    }
 }
 
 /// Prints the complete lines the plugin wrote since the last flush, marked
 /// with its name.
 fn flush_output(agent: &str, state: &mut PluginState) {
+    for line in state.logs.drain(..) {
+        crate::stderr::line!("{line}");
+    }
     for (pipe, shown, stream) in [
         (&state.stdout, &mut state.stdout_shown, "stdout"),
         (&state.stderr, &mut state.stderr_shown, "stderr"),
@@ -446,7 +564,7 @@ pub fn printable_line(text: &str) -> String {
                 _ => {}
             },
             '\t' => out.push(' '),
-            c if c.is_control() => {}
+            c if c.is_control() || crate::cli::output::reorders_text(c) => {}
             c => out.push(c),
         }
     }
@@ -477,5 +595,9 @@ mod tests {
         assert_eq!(printable_line("a\u{1b}]0;title\u{7}b"), "ab");
         assert_eq!(printable_line("x\ry\u{8}\tz"), "xy z");
         assert_eq!(printable_line("plain é"), "plain é");
+        assert_eq!(
+            printable_line("a\u{202e}gnp.exe\u{202c} b\u{2028}c"),
+            "agnp.exe bc"
+        );
     }
 }

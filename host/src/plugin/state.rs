@@ -13,6 +13,10 @@ use crate::{Comm, SendRequest};
 
 /// Characters of one log line shown.
 const LOG_LINE_CAP: usize = 4096;
+/// Bytes a log line counts at least against the bytes a plugin may pass
+/// per message: empty lines cost the host as much as short ones, and
+/// would otherwise be free.
+const LOG_LINE_CHARGE: u64 = 256;
 /// Bytes of stdout and stderr kept per plugin instance; writes past it fail.
 const OUTPUT_CAP: usize = 1024 * 1024;
 
@@ -31,8 +35,15 @@ pub struct PluginState {
     policy: Policy,
     /// Sender of the message being handled, for `reply`.
     pub(crate) replying_to: Option<String>,
+    /// Whether this instance has been given a message: until then, what
+    /// its setup sent and logged counts against the first message's caps.
+    handling_began: bool,
     sends: u32,
     bytes: u64,
+    /// Log lines of the call in progress, shown when it returns: writing
+    /// them to a stderr that blocks would stall the call where the time
+    /// limit does not reach.
+    pub(crate) logs: Vec<String>,
 }
 
 impl PluginState {
@@ -58,16 +69,22 @@ impl PluginState {
             comm,
             policy,
             replying_to: None,
+            handling_began: false,
             sends: 0,
             bytes: 0,
+            logs: Vec::new(),
         }
     }
 
-    /// Resets the per-message caps for the next message.
+    /// Resets the per-message caps for the next message (but for the
+    /// first, which the setup's sends and logs count against: a plugin
+    /// that traps on every message gets a fresh setup each time).
     pub fn start_message(&mut self, sender: &str) {
         self.replying_to = Some(sender.to_string());
-        self.sends = 0;
-        self.bytes = 0;
+        if std::mem::replace(&mut self.handling_began, true) {
+            self.sends = 0;
+            self.bytes = 0;
+        }
     }
 
     /// Counts one send of `payload` against the caps, or refuses it.
@@ -101,6 +118,14 @@ impl PluginState {
         if !self.policy.may_send_to(to) {
             return Err(PluginError::NotAllowed(format!(
                 "the policy does not allow sending to {to:?}"
+            )));
+        }
+        // Each message sent to itself would come back to be handled, and
+        // could send more: without end, unless asked for by name.
+        if to.eq_ignore_ascii_case(&self.agent) && !self.policy.names_recipient(to) {
+            return Err(PluginError::NotAllowed(format!(
+                "a plugin may send to its own agent {to:?} only if the policy's \
+                 allowed_recipients names it"
             )));
         }
         self.charge(1, &payload)?;
@@ -201,12 +226,14 @@ impl mailbox::Host for PluginState {
     }
 
     fn log(&mut self, level: Level, text: String) {
-        // Log lines count against the bytes a plugin may pass per message;
-        // past the cap they are dropped, and a line is cut at 4 KiB.
-        if self.bytes + text.len() as u64 > self.policy.max_bytes_per_message {
+        // Log lines count against the bytes a plugin may pass per message
+        // (at least LOG_LINE_CHARGE each); past the cap they are dropped,
+        // and a line is cut at 4 KiB.
+        let charge = (text.len() as u64).max(LOG_LINE_CHARGE);
+        if self.bytes + charge > self.policy.max_bytes_per_message {
             return;
         }
-        self.bytes += text.len() as u64;
+        self.bytes += charge;
         let text: String = text.chars().take(LOG_LINE_CAP).collect();
         let level = match level {
             Level::Debug => "debug",
@@ -214,10 +241,11 @@ impl mailbox::Host for PluginState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        crate::stderr::line!(
+        let line = format!(
             "[{}] {level}: {}",
             self.agent,
             super::runner::printable_line(&text)
         );
+        self.logs.push(line);
     }
 }

@@ -81,7 +81,8 @@ pub struct RecoverReport {
     pub returned: u32,
     /// Expired claims past their delivery limit, moved to the dead letters.
     pub dead_lettered: u32,
-    /// Moves into `ARCHIVE/` or `DEAD/` that a stopped process had begun, completed.
+    /// Moves into `ARCHIVE/` or `DEAD/` that a stopped process had begun,
+    /// and sends with an id it had stopped before publishing, completed.
     pub finished_moves: u32,
     /// Temporary files of stopped writers, removed after the grace period.
     pub removed_temporary: u32,
@@ -631,6 +632,9 @@ impl<F: FileSystem> Queue<F> {
             report.finished_moves += self.finish_all_incoming(&format!("{DEAD_DIR}/{mailbox}"))?;
         }
         report.finished_moves += self.finish_all_incoming(names::ARCHIVE_DIR)?;
+        let (sends, staged) = self.finish_staged_sends()?;
+        report.finished_moves += sends;
+        report.removed_temporary += staged;
         Ok(report)
     }
 

@@ -48,6 +48,15 @@ pub(crate) const READ_AHEAD: usize = 64;
 /// messages' worth of this before a page's count, so pages end on it only
 /// where messages are large.
 pub const ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+/// The name a message sent with the id `id` and the file name `file` is
+/// written under before it is published: beside its marker, and named
+/// after both, so that whoever reads the marker can finish publishing it.
+/// None if the name would be too long for a file system (only a marker
+/// from another writer could name such a file).
+pub(crate) fn staged_send_name(id: &str, file: &str) -> Option<String> {
+    (id.len() + 1 + file.len() <= 255).then(|| format!("{IDS_DIR}/{id}~{file}"))
+}
+
 /// Where the markers of caller-given message ids live.
 const IDS_PARENT: &str = ".fmes";
 const IDS_DIR: &str = ".fmes/ids";
@@ -733,15 +742,25 @@ impl<F: FileSystem> Queue<F> {
 
     /// Sends a message with a caller-given id at most once.
     ///
-    /// The message is first written as the id's marker `.fmes/ids/{id}`,
-    /// created exclusively, with its file name in the extra field
-    /// `fmes_file`; it is then published as a hard link of the marker. Every
-    /// later move of the message (claim, release, ack, archive, dead letter)
-    /// is a rename or a link of that same file, so the marker has a second
-    /// name exactly while the message is anywhere in the queue. A send that
-    /// finds the marker returns the message if so; if not (the first sender
-    /// stopped before publishing, or the message was purged), it publishes
-    /// the marker's message, and the link lets only one publisher win.
+    /// The message is first written whole under its staged name
+    /// `.fmes/ids/{id}~{file}` (see [`staged_send_name`]), with its file name
+    /// in the extra field `fmes_file`; it then becomes the id's marker
+    /// `.fmes/ids/{id}` by a link, which fails if the marker exists (so a
+    /// marker is never seen part-written, even after a crash), and is
+    /// published by renaming the staged name into the mailbox. Every later
+    /// move of the message (claim, release, ack, archive, dead letter) is a
+    /// rename or a link of that same file, so the marker has a second name
+    /// exactly while the message is anywhere in the queue.
+    ///
+    /// A send that finds the marker finishes what its first sender began:
+    /// it renames the staged name into the mailbox, which succeeds once,
+    /// for whoever comes first (the first sender, or any of its retries),
+    /// and fails for the others, since no one makes that name again. So a
+    /// message is published once, however its senders interleave: a retry
+    /// can no longer see it unpublished, publish it, and have a claim free
+    /// its name in the mailbox for the first sender to publish it again.
+    /// Only a message purged since (or a marker made by an older fmes, which
+    /// published by linking the marker) is published from the marker.
     fn publish_once(
         &self,
         mailbox: &str,
@@ -753,45 +772,129 @@ impl<F: FileSystem> Queue<F> {
         let marker = format!("{IDS_DIR}/{id}");
         let file = new.file_name(self.unique_part().as_str());
         let (text, payload) = stored_text(new, Some(&file))?;
-        let (message, mailbox) =
-            match self
-                .fs
-                .write_new(&marker, text.as_bytes(), self.options.durable)
-            {
-                Ok(()) => {
-                    self.sync(IDS_DIR)?;
-                    let published = Published {
-                        text,
-                        payload,
-                        file,
-                    };
-                    (stored_message(new, published), mailbox.to_string())
+        let staged = staged_send_name(id, &file).expect("an fmes name fits beside any id");
+        self.fs
+            .write_new(&staged, text.as_bytes(), self.options.durable)
+            .map_err(|e| QueueError::io("write", &staged, e))?;
+        let message = match self.fs.link(&staged, &marker) {
+            Ok(()) => {
+                self.sync(IDS_DIR)?;
+                let published = Published {
+                    text,
+                    payload,
+                    file,
+                };
+                stored_message(new, published)
+            }
+            Err(e) => {
+                // Sent before (or failed): this copy is not needed. A name
+                // that cannot be removed now is removed by `recover`.
+                let _ = self.fs.remove_file(&staged);
+                if e.kind() != ErrorKind::AlreadyExists {
+                    return Err(QueueError::io("write", &marker, e));
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    let message = self.read_marker(&marker)?;
-                    let links = self
-                        .fs
-                        .link_count(&marker)
-                        .map_err(|e| QueueError::io("inspect", &marker, e))?;
-                    if links >= 2 {
-                        return Ok(message);
-                    }
-                    let mailbox = self.mailbox(&message.to)?;
-                    (message, mailbox)
-                }
-                Err(e) => return Err(QueueError::io("write", &marker, e)),
-            };
+                self.read_marker(&marker)?
+            }
+        };
+        self.finish_send(&marker, id, mailbox, message)
+    }
+
+    /// Publishes the message of the marker `marker` in `mailbox` unless it
+    /// has been published and is still in the queue; see [`Queue::publish_once`].
+    fn finish_send(
+        &self,
+        marker: &str,
+        id: &str,
+        mailbox: &str,
+        message: Message,
+    ) -> Result<Message, QueueError> {
         let target = format!("{mailbox}/{}", message.file);
-        match self.fs.link(&marker, &target) {
+        if let Some(staged) = staged_send_name(id, &message.file) {
+            match self.fs.rename(&staged, &target) {
+                Ok(()) => {
+                    self.sync(mailbox)?;
+                    self.sync(IDS_DIR)?;
+                    return Ok(message);
+                }
+                // Still staged: it is the mailbox that is missing.
+                Err(e) if e.kind() == ErrorKind::NotFound && self.fs.status(&staged).is_ok() => {
+                    self.mailbox(&message.to)?;
+                    return Err(QueueError::io("publish", &target, e));
+                }
+                // Published already, by its first sender or a retry.
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(QueueError::io("publish", &target, e)),
+            }
+        }
+        let links = self
+            .fs
+            .link_count(marker)
+            .map_err(|e| QueueError::io("inspect", marker, e))?;
+        if links >= 2 {
+            return Ok(message);
+        }
+        // Purged since it was published, or made by an older fmes: published
+        // anew from the marker, and the link lets only one publisher win.
+        let mailbox = self.mailbox(&message.to)?;
+        let target = format!("{mailbox}/{}", message.file);
+        match self.fs.link(marker, &target) {
             Ok(()) => {}
             // A racing sender of the same id published this very file.
             Err(e)
                 if e.kind() == ErrorKind::AlreadyExists
-                    && self.fs.same_file(&marker, &target).unwrap_or(false) => {}
+                    && self.fs.same_file(marker, &target).unwrap_or(false) => {}
             Err(e) => return Err(QueueError::io("publish", &target, e)),
         }
         self.sync(&mailbox)?;
         Ok(message)
+    }
+
+    /// Finishes the sends with an id that stopped before publishing (their
+    /// staged names older than [`TEMPORARY_GRACE`]), and removes the staged
+    /// names of sends that stopped before making their marker, or lost it
+    /// to another sender. Returns (sends finished, names removed).
+    pub(crate) fn finish_staged_sends(&self) -> Result<(u32, u32), QueueError> {
+        let entries = match self.fs.list(IDS_DIR) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(QueueError::io("list", IDS_DIR, e)),
+        };
+        let now = SystemTime::now();
+        let (mut finished, mut removed) = (0, 0);
+        for entry in entries {
+            let Some((id, file)) = entry.name.split_once('~') else {
+                continue;
+            };
+            let staged = format!("{IDS_DIR}/{}", entry.name);
+            let modified = match self.fs.status(&staged) {
+                Ok(status) => status.modified,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(QueueError::io("inspect", &staged, e)),
+            };
+            // Younger: its sender may be at work on it right now.
+            if now.duration_since(modified).unwrap_or(Duration::ZERO) <= TEMPORARY_GRACE {
+                continue;
+            }
+            let marker = format!("{IDS_DIR}/{id}");
+            if self.fs.same_file(&staged, &marker).unwrap_or(false) {
+                let message = self.read_marker(&marker)?;
+                if message.file == file {
+                    match self.finish_send(&marker, id, &names::mailbox_dir(&message.to), message) {
+                        Ok(_) => finished += 1,
+                        // The recipient's mailbox is gone: left for when it is back.
+                        Err(QueueError::UnknownAgent { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+            }
+            match self.fs.remove_file(&staged) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(QueueError::io("remove", &staged, e)),
+            }
+        }
+        Ok((finished, removed))
     }
 
     /// The message a marker holds, with its `fmes_file` as its file name.
@@ -811,7 +914,9 @@ impl<F: FileSystem> Queue<F> {
             std::thread::sleep(Duration::from_millis(2));
         }
         Err(QueueError::InvalidLayout(format!(
-            "{marker} is not a message sent with that id"
+            "{marker} is not a message sent with that id (empty or cut short: written by \
+             an older fmes that stopped while writing it?); if no send with this id is \
+             running, remove it, then send again"
         )))
     }
 

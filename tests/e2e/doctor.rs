@@ -266,6 +266,50 @@ fn a_staged_name_fmes_cannot_use_is_not_left_to_recover() {
     assert_eq!(found.len(), 2, "{found:?}");
 }
 
+/// A send with an id stopped before publishing is found and finished by
+/// recover; a marker no send can use (an older fmes stopped while writing
+/// it) is reported, with what to do.
+#[test]
+fn interrupted_sends_and_unusable_id_markers_are_reported() {
+    let comm = TempComm::with_agents(&["a", "b"]);
+    let ids = comm.join(".fmes/ids");
+    std::fs::create_dir_all(&ids).unwrap();
+    std::fs::write(ids.join("empty-one"), "").unwrap();
+    // What a send leaves when it stops between making its marker and
+    // publishing: the marker, and its staged name (the same file).
+    let file = "5_20260101_000000.000000000Z_a_TASK_0123456789ab.json";
+    let message = serde_json::json!({
+        "id": "stopped-one", "from": "a", "to": "b", "type": "TASK", "priority": 5,
+        "timestamp": "2026-01-01T00:00:00Z", "payload": 1, "fmes_file": file,
+    });
+    let staged = ids.join(format!("stopped-one~{file}"));
+    std::fs::write(&staged, message.to_string()).unwrap();
+    std::fs::hard_link(&staged, ids.join("stopped-one")).unwrap();
+    set_age(&staged, Duration::from_secs(3600));
+
+    let (code, found) = findings(&comm, &[]);
+    assert_eq!(code, 1);
+    let of = |kind: &str| -> Vec<String> {
+        of_kind(&found, kind)
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(of("malformed"), [".fmes/ids/empty-one"], "{found:?}");
+    assert_eq!(
+        of("interrupted-send"),
+        [format!(".fmes/ids/stopped-one~{file}")],
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+
+    let report = comm.open().recover().unwrap();
+    assert_eq!(report.finished_moves, 1);
+    assert_eq!(comm.json_files("To_B"), [file]);
+    let (_, found) = findings(&comm, &[]);
+    assert_eq!(of_kind(&found, "interrupted-send").len(), 0, "{found:?}");
+}
+
 /// Among dead letters: a name fmes cannot use is not counted as a letter
 /// but reported, and an old reason whose letter was deleted by hand is
 /// reported; a young one (a move in progress puts it first) is not.

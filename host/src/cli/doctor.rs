@@ -25,7 +25,9 @@ const NOTE_SUFFIX: &str = ".reason";
 ///
 /// Looks for: folders you cannot read, write or enter; temporary files a
 /// stopped writer left (older than ten minutes); moves into ARCHIVE/ or
-/// DEAD/ that a stopped process began; files in a mailbox that are not
+/// DEAD/ that a stopped process began, and sends with an id it stopped
+/// before publishing (or whose id marker no send can use); files in a
+/// mailbox that are not
 /// messages (and files whose names are not UTF-8, which fmes cannot
 /// name); claims whose lease has expired, and entries of .inflight/ that
 /// are no claim; mailboxes with more than --max-waiting messages waiting;
@@ -235,7 +237,9 @@ impl Doctor {
                     }
                 }
                 (MARKERS_DIR, Kind::Dir) => {
-                    self.check_access(MARKERS_DIR);
+                    if self.check_access(MARKERS_DIR) {
+                        self.check_markers()?;
+                    }
                 }
                 _ => {
                     let what = match kind {
@@ -446,6 +450,54 @@ impl Doctor {
                 );
             }
             self.check_incoming(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The markers of sends with an id (`.fmes/ids/`): sends stopped before
+    /// publishing, and markers no send can use.
+    fn check_markers(&mut self) -> anyhow::Result<()> {
+        let ids = format!("{MARKERS_DIR}/ids");
+        if !self.exists(&ids) || !self.check_access(&ids) {
+            return Ok(());
+        }
+        for (name, kind) in self.list(&ids)? {
+            let path = format!("{ids}/{name}");
+            if name.contains('~') {
+                // A send's staged message: in use while its send runs.
+                if self.age(&path).is_some_and(|age| age > TEMPORARY_GRACE) {
+                    self.add(
+                        "interrupted-send",
+                        path,
+                        "a send with an id that a stopped process began: not published yet, \
+                         or not needed"
+                            .into(),
+                        "`fmes recover` publishes it if its marker names it, else removes it"
+                            .into(),
+                    );
+                }
+                continue;
+            }
+            // A regular file only: reading a FIFO would block.
+            let file = kind == Kind::Other
+                && std::fs::symlink_metadata(self.path(&path)).is_ok_and(|m| m.is_file());
+            let usable = file
+                && std::fs::read(self.path(&path)).is_ok_and(|bytes| {
+                    serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .is_ok_and(|marker| marker["fmes_file"].is_string())
+                });
+            if !usable {
+                self.add(
+                    "malformed",
+                    path,
+                    format!(
+                        "the marker of the message id {name} is not a message sent with \
+                         that id (empty or cut short: written by an older fmes that \
+                         stopped while writing it?); every send with this id fails"
+                    ),
+                    "if no send with this id is running, remove it, then send again".into(),
+                );
+            }
         }
         Ok(())
     }

@@ -368,8 +368,10 @@ impl<F: FileSystem> Queue<F> {
         let mailbox = self.mailbox(agent)?;
         let inflight = format!("{mailbox}/{INFLIGHT_DIR}");
         self.ensure_dir(&inflight)?;
-        let mut report = RecoverReport::default();
-        self.recover_mailbox(&mailbox, &mut report)?;
+        // Expired claims go back first, as far as they can: one that cannot
+        // (a full disk refusing its dead letter's note) is for `recover`
+        // and `doctor` to report, and keeps no message from this claim.
+        let _ = self.recover_mailbox(&mailbox, &mut RecoverReport::default());
 
         let mut answer = Answer {
             batch: ClaimBatch::default(),
@@ -385,19 +387,30 @@ impl<F: FileSystem> Queue<F> {
         // huge mailbox is neither held nor sorted whole; list again in full
         // only if some of those were taken by another claimer or were not
         // messages, and names were left out.
-        let short = self.claim_pass(
-            &mailbox,
-            consumer,
-            limit,
-            expires_ms,
-            Some(limit),
-            &mut answer,
-        )?;
-        if short {
-            self.claim_pass(&mailbox, consumer, limit, expires_ms, None, &mut answer)?;
+        let claimed = self
+            .claim_pass(
+                &mailbox,
+                consumer,
+                limit,
+                expires_ms,
+                Some(limit),
+                &mut answer,
+            )
+            .and_then(|short| match short {
+                true => self.claim_pass(&mailbox, consumer, limit, expires_ms, None, &mut answer),
+                false => Ok(false),
+            })
+            .and_then(|_| self.sync(&inflight))
+            .and_then(|()| self.sync(&mailbox));
+        if let Err(e) = claimed {
+            // Failed part-way (a full disk, a folder turned unwritable):
+            // what it took goes back now, uncounted, rather than wait out
+            // a lease for a caller that never hears of it.
+            for taken in &answer.batch.claimed {
+                let _ = self.give_back(agent, consumer, &taken.message.file);
+            }
+            return Err(e);
         }
-        self.sync(&inflight)?;
-        self.sync(&mailbox)?;
         Ok(answer.batch)
     }
 
@@ -457,11 +470,21 @@ impl<F: FileSystem> Queue<F> {
             let mut taken = Vec::new();
             for key in candidates.by_ref() {
                 let claim = ClaimName::first(&key.file, expires_ms, consumer);
-                if self.take(mailbox, &key.file, &claim)? {
-                    taken.push((key.file, claim));
-                    if batch.claimed.len() + taken.len() == limit {
-                        break;
+                match self.take(mailbox, &key.file, &claim) {
+                    Ok(true) => taken.push((key.file, claim)),
+                    Ok(false) => continue,
+                    Err(e) => {
+                        // Those taken before it go back as they were.
+                        for (_, claim) in &taken {
+                            let before = claim.deliveries.saturating_sub(1);
+                            let _ =
+                                self.unclaim_as(mailbox, claim, claim.mailbox_name_after(before));
+                        }
+                        return Err(e);
                     }
+                }
+                if batch.claimed.len() + taken.len() == limit {
+                    break;
                 }
             }
             if taken.is_empty() {
@@ -484,8 +507,16 @@ impl<F: FileSystem> Queue<F> {
                 true
             });
             let mut read = read.into_iter();
+            let mut failed = None;
             for (file, claim) in taken {
-                match read.next() {
+                let outcome = read.next();
+                let before = claim.deliveries.saturating_sub(1);
+                if failed.is_some() {
+                    // After a failure, the rest goes back as it was.
+                    let _ = self.unclaim_as(mailbox, &claim, claim.mailbox_name_after(before));
+                    continue;
+                }
+                match outcome {
                     Some(Some(Ok((mut message, _)))) => {
                         self.claims.remember(mailbox, &claim);
                         message.file = [claim.stem.as_str(), ".json"].concat();
@@ -496,20 +527,34 @@ impl<F: FileSystem> Queue<F> {
                         });
                     }
                     Some(Some(Err(malformed))) => {
-                        self.dead_letter(mailbox, &claim, &malformed.reason)?;
-                        batch.dead_lettered.push(MalformedFile {
-                            file,
-                            reason: malformed.reason,
-                        });
+                        match self.dead_letter(mailbox, &claim, &malformed.reason) {
+                            Ok(_) => batch.dead_lettered.push(MalformedFile {
+                                file,
+                                reason: malformed.reason,
+                            }),
+                            Err(e) => {
+                                // Back in the mailbox, for a later claim to
+                                // move (unless the move went far enough for
+                                // `recover` to finish it).
+                                let back = claim.mailbox_name_after(before);
+                                let _ = self.unclaim_as(mailbox, &claim, back);
+                                failed = Some(e);
+                            }
+                        }
                     }
                     Some(None) => {}
                     // Taken, but past what the answer can carry: given back
                     // with the count it had, for the next claim to take.
                     None => {
-                        let before = claim.deliveries.saturating_sub(1);
-                        self.unclaim_as(mailbox, &claim, claim.mailbox_name_after(before))?;
+                        let back = claim.mailbox_name_after(before);
+                        if let Err(e) = self.unclaim_as(mailbox, &claim, back) {
+                            failed = Some(e);
+                        }
                     }
                 }
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
         Ok(dropped && batch.claimed.len() < limit && !budget.full)
@@ -625,9 +670,14 @@ impl<F: FileSystem> Queue<F> {
     /// completes interrupted moves, and removes old temporary files.
     pub fn recover(&self) -> Result<RecoverReport, QueueError> {
         let mut report = RecoverReport::default();
+        // A mailbox whose claims cannot all be returned (a full disk) holds
+        // back none of the others: its error is told after they are done.
+        let mut failed = None;
         for agent in self.agents()? {
             let mailbox = names::mailbox_dir(&agent);
-            self.recover_mailbox(&mailbox, &mut report)?;
+            if let Err(e) = self.recover_mailbox(&mailbox, &mut report) {
+                failed.get_or_insert(e);
+            }
             report.removed_temporary += self.remove_stale_temporaries(&mailbox)?;
             report.finished_moves += self.finish_all_incoming(&format!("{DEAD_DIR}/{mailbox}"))?;
         }
@@ -635,7 +685,7 @@ impl<F: FileSystem> Queue<F> {
         let (sends, staged) = self.finish_staged_sends()?;
         report.finished_moves += sends;
         report.removed_temporary += staged;
-        Ok(report)
+        failed.map_or(Ok(report), Err)
     }
 
     /// Returns the expired claims of one mailbox.
@@ -651,6 +701,7 @@ impl<F: FileSystem> Queue<F> {
             Err(e) => return Err(QueueError::io("list", &inflight, e)),
         };
         let now = now_ms();
+        let mut failed = None;
         for entry in entries {
             let Some(claim) = ClaimName::parse(&entry.name) else {
                 continue;
@@ -671,10 +722,14 @@ impl<F: FileSystem> Queue<F> {
             match outcome {
                 // Another recoverer, or the consumer, moved it first.
                 Ok(()) | Err(QueueError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                // One that cannot be moved (a full disk refusing its dead
+                // letter's note) holds back none of the others.
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Moves `mailbox/file` into `.inflight/` as `claim`; false if another

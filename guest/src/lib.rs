@@ -24,9 +24,13 @@ mod counting_fs;
 #[cfg(test)]
 mod dead_tests;
 #[cfg(test)]
+mod hook_fs;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod pages_tests;
+#[cfg(test)]
+mod partial_failure_tests;
 #[cfg(test)]
 mod queue_tests;
 #[cfg(test)]

@@ -29,6 +29,8 @@ mod model_tests;
 mod pages_tests;
 #[cfg(test)]
 mod queue_tests;
+#[cfg(test)]
+mod settle_tests;
 
 #[cfg(target_family = "wasm")]
 mod component;

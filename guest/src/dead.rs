@@ -275,11 +275,25 @@ impl<F: FileSystem> Queue<F> {
         names::check_agent(agent)?;
         names::check_message_file(file)?;
         let mailbox = self.mailbox(agent)?;
-        // A move into the dead letters that a stopped process left half
-        // done must be finished first, or recover would finish it after
-        // this message left, and bring it back.
-        self.finish_all_incoming(&format!("{DEAD_DIR}/{mailbox}"))?;
-        let source = format!("{DEAD_DIR}/{mailbox}/{file}");
+        let dir = format!("{DEAD_DIR}/{mailbox}");
+        // Moves into the dead letters that stopped processes left half
+        // done are finished first, so that a letter whose move was stopped
+        // before its link is found.
+        self.finish_all_incoming(&dir)?;
+        // That look may have come before a move of this very letter was
+        // staged: once the letter is seen, the move that brought it is
+        // finished (its staging name removed), or recover would finish it
+        // after this message left, and bring it back.
+        match self.release_settled(&dir, file) {
+            Ok(()) => {}
+            Err(QueueError::NotFound(_)) => {
+                return Err(QueueError::NotFound(format!(
+                    "{dir}/{file} is not a dead letter"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+        let source = format!("{dir}/{file}");
         let (stem, _) = split_deliveries(file);
         let mut target = format!("{stem}.json");
         // A message of that name may have arrived since: never replace it.
@@ -300,6 +314,11 @@ impl<F: FileSystem> Queue<F> {
         }
         let _ = self.fs.remove_file(&format!("{source}{NOTE_SUFFIX}"));
         self.sync(&mailbox)?;
+        // What was renamed may not be what was looked at: another retry may
+        // have taken that, and a new move of the same message (claimed and
+        // dead-lettered again) put it back under this name since. A staging
+        // name of what this retry took is removed.
+        self.forget_staging_of(&dir, &format!("{mailbox}/{target}"))?;
         Ok(target)
     }
 
@@ -314,7 +333,8 @@ impl<F: FileSystem> Queue<F> {
             names::check_message_file(file)?;
         }
         let agents = self.dead_letter_agents(agent)?;
-        // As in retry: no half-done move may outlive the letter it moved.
+        // As in retry: interrupted moves are finished first, so that a
+        // letter whose move was stopped before its link is found.
         for agent in &agents {
             self.finish_all_incoming(&format!("{DEAD_DIR}/{}", names::mailbox_dir(agent)))?;
         }
@@ -323,6 +343,12 @@ impl<F: FileSystem> Queue<F> {
             let dir = format!("{DEAD_DIR}/{}", names::mailbox_dir(agent));
             if let Some(file) = file {
                 // Only this letter is looked at, however many there are.
+                // Seen, the move that brought it is finished (see retry).
+                match self.release_settled(&dir, file) {
+                    Ok(()) => {}
+                    Err(QueueError::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                }
                 if let Some(letter) = self.dead_letter_at(agent, &dir, file)?
                     && self.remove_dead_letter(&dir, file)?
                 {
@@ -335,6 +361,13 @@ impl<F: FileSystem> Queue<F> {
             loop {
                 let page =
                     self.dead_letter_page(agent, PURGE_PAGE, after.as_deref(), &mut cache)?;
+                // Every letter of the page was seen (listed) before this
+                // look: a move that brought one of them and was stopped
+                // after its link is found here and finished, one look for
+                // the page (see retry).
+                if !page.letters.is_empty() {
+                    self.finish_all_incoming(&dir)?;
+                }
                 for letter in page.letters {
                     if self.remove_dead_letter(&dir, &letter.file)? {
                         purged.push(letter);

@@ -35,6 +35,8 @@ mod partial_failure_tests;
 mod queue_tests;
 #[cfg(test)]
 mod send_once_tests;
+#[cfg(test)]
+mod settle_tests;
 
 #[cfg(target_family = "wasm")]
 mod component;

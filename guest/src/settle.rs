@@ -16,6 +16,56 @@
 //! A note kept beside the message (a dead letter's reason) is written as
 //! `.incoming/{staging}.reason` before step 1 and renamed with the message
 //! in step 3, so it is never lost and never left without its message.
+//!
+//! # Taking a file out of a settled folder
+//!
+//! Between step 2 and step 3 the file has two names, its final one and its
+//! staging name, and a process killed there leaves both. Completing that
+//! move is right only while the file is still at its final name: had it
+//! left since (a dead letter retried into its mailbox, or purged), the link
+//! of step 2 would be made again and bring it back, beside the copy that
+//! was retried or in place of the one purged. Nothing on disk tells "never
+//! linked" from "linked, then taken away": after a purge the file has
+//! exactly the names it had before step 2, and a file's link count is no
+//! record either (an id marker, or any link someone else made, adds one).
+//! So the rule is on the side of whoever takes a file out of a settled
+//! folder ([`Queue::release_settled`], used by dead-letter retry and purge):
+//!
+//! - Before it takes `dir/F`, having seen `F` there, it completes the move
+//!   that brought `F` there, if that move's staging name is still in
+//!   `.incoming/`. The staging name of a file at `F` was made before `F`
+//!   was linked (step 1 comes before step 2), so a look at `.incoming/`
+//!   made after `F` was seen finds it, unless step 3 already removed it;
+//!   completing it finds `F` is the same file and only removes the staging
+//!   name. When `F` has one name only (its link count), no staging name of
+//!   it exists, and none can appear: the look is skipped.
+//! - After it took the file (a retry: renamed it into a mailbox), it
+//!   removes any staging name in `.incoming/` that is the same file as
+//!   what it took: `F` may have been taken by another retry and filled
+//!   again by a new move of the same message between the look and the
+//!   rename. The staging name goes first, its note after: a staging file
+//!   without its note would be completed, a note without its file is
+//!   removed by recover.
+//!
+//! Crash points of a taker: killed before it takes the file, the file is
+//! where it was and no longer has a staging name (or a completed move made
+//! it one file again); killed after the rename, the file is in the mailbox,
+//! and only in the narrow case above can a staging name remain. Crash points
+//! of a settle: before step 1, the message is where it was (and a note may
+//! be left without its file: removed by recover once old); after step 1, it
+//! has one name, the staging one, and is completed by recover; after step 2,
+//! it has two, and either a taker or recover removes the staging name. So
+//! a staging name that recover finds belongs to a file no one took out of
+//! the folder, and completing it never brings anything back.
+//!
+//! What is not closed: two takers of one letter at once, a new move of the
+//! same message into the same name between them, killed after its link,
+//! and the later taker killed (or a recover completing that move) in the
+//! instant between its rename and its removal of the staging name.
+//!
+//! `ARCHIVE/` has no taker in fmes: nothing moves or deletes an archived
+//! file. Whoever removes archived files by other means must run `recover`
+//! first, or a move interrupted after its link brings the file back.
 
 use std::io::ErrorKind;
 
@@ -212,6 +262,69 @@ impl<F: FileSystem> Queue<F> {
             }
         }
         Ok(finished)
+    }
+
+    /// Makes `dir/file`, a file of a settled folder about to be taken out of
+    /// it (retried, purged), have no staging name: completes the move that
+    /// brought it, if that move was stopped between its link and the removal
+    /// of its staging name (see the module's notes). The link count read
+    /// here is the look at `file`: a staging name of what it counts was made
+    /// before it, so the look at `.incoming/` after it finds that name.
+    /// `NotFound` if `file` is not there.
+    pub(crate) fn release_settled(&self, dir: &str, file: &str) -> Result<(), QueueError> {
+        let path = [dir, "/", file].concat();
+        match self.fs.link_count(&path) {
+            // One name: no staging name of it exists, and none can appear,
+            // as a staging name is made before the final one.
+            Ok(1) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(QueueError::NotFound(path)),
+            // More names, or a count that cannot be read (not on Unix):
+            // look.
+            Ok(_) | Err(_) => self.finish_all_incoming(dir).map(|_| ()),
+        }
+    }
+
+    /// After a file was taken out of the settled folder `dir` and is now at
+    /// `moved`: removes any staging name of it left in `dir/.incoming/` (a
+    /// move that brought it to `dir` again after [`Queue::release_settled`]
+    /// looked, and was stopped after its link), so that recover does not
+    /// bring it back. Returns how many were removed.
+    pub(crate) fn forget_staging_of(&self, dir: &str, moved: &str) -> Result<u32, QueueError> {
+        match self.fs.link_count(moved) {
+            // One name (or gone already): nothing to forget.
+            Ok(1) => return Ok(0),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            // More names, or a count that cannot be read: look.
+            Ok(_) | Err(_) => {}
+        }
+        let incoming = [dir, "/", INCOMING_DIR].concat();
+        let entries = match self.fs.list(&incoming) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(QueueError::io("list", &incoming, e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            if entry.name.ends_with(NOTE_SUFFIX) {
+                continue;
+            }
+            let staged = [&incoming, "/", &entry.name].concat();
+            if !self.fs.same_file(&staged, moved).unwrap_or(false) {
+                continue;
+            }
+            // The staging name first: a note left alone is removed by
+            // recover, a staging file left alone would be completed.
+            match self.fs.remove_file(&staged) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(QueueError::io("remove", &staged, e)),
+            }
+            let _ = self.fs.remove_file(&[&staged, NOTE_SUFFIX].concat());
+        }
+        if removed > 0 {
+            self.sync(&incoming)?;
+        }
+        Ok(removed)
     }
 
     /// Moves a note along with its message, if there is one.

@@ -38,9 +38,9 @@ fn a_claim_that_fails_part_way_gives_back_what_it_took() {
     let q = with_messages(&fs, 5);
     let before = files_in(&fs, "To_B");
     // The third move into .inflight/ finds the disk full.
-    let claiming = Queue::new(HookFs::new(&fs));
+    let claiming = Queue::new(HookFs::new(fs.clone()));
     let mut moves = 0;
-    *claiming.fs.hook.borrow_mut() = Some(Box::new(move |op, _, to| {
+    claiming.fs.set_hook(move |op, _, to| {
         if op == "rename" && to.starts_with("To_B/.inflight/") {
             moves += 1;
             if moves == 3 {
@@ -48,7 +48,7 @@ fn a_claim_that_fails_part_way_gives_back_what_it_took() {
             }
         }
         None
-    }));
+    });
     let err = claiming
         .claim("b", "w", 5, Duration::from_secs(60))
         .unwrap_err();
@@ -76,12 +76,12 @@ fn a_claim_that_fails_after_reading_gives_back_its_whole_batch() {
     fs.write_at(&format!("To_B/{bad}"), b"not json", fs.now())
         .unwrap();
     let before = files_in(&fs, "To_B");
-    let claiming = Queue::new(HookFs::new(&fs));
-    *claiming.fs.hook.borrow_mut() = Some(Box::new(|op, path, _| {
+    let claiming = Queue::new(HookFs::new(fs.clone()));
+    claiming.fs.set_hook(|op, path, _| {
         (op == "write" && path.starts_with("DEAD/"))
             .then(no_space)
             .flatten()
-    }));
+    });
     claiming
         .claim("b", "w", 5, Duration::from_secs(60))
         .unwrap_err();
@@ -106,12 +106,12 @@ fn one_claim_that_cannot_be_dead_lettered_holds_back_no_other() {
     q.claim("b", "w", 2, Duration::ZERO).unwrap();
     assert_eq!(files_in(&fs, "To_B/.inflight").len(), 2);
     // Dead-lettering the first needs space the disk does not have.
-    let recovering = Queue::with_options(HookFs::new(&fs), options);
-    *recovering.fs.hook.borrow_mut() = Some(Box::new(|op, path, _| {
+    let recovering = Queue::with_options(HookFs::new(fs.clone()), options);
+    recovering.fs.set_hook(|op, path, _| {
         (op == "write" && path.starts_with("DEAD/"))
             .then(no_space)
             .flatten()
-    }));
+    });
     recovering.recover().unwrap_err();
     assert_eq!(q.peek("b").unwrap(), 1, "the other returned");
     assert_eq!(files_in(&fs, "To_B/.inflight").len(), 1);

@@ -341,75 +341,21 @@ fn unique_parts_are_the_origin_and_a_count_in_hex() {
     assert_ne!(count(first), count(second));
 }
 
-/// A file system on which another process makes `raced` (a folder, or a
-/// file if `as_file`) between the queue's look at it and its `mkdir`, and
-/// which refuses hard links to staged files if `refuse_links` (as Linux
-/// does to another user's file).
-struct RacingFs {
-    inner: crate::fs::mem_fs::MemFs,
-    raced: &'static str,
-    as_file: bool,
-    refuse_links: bool,
-}
-
-impl crate::fs::FileSystem for RacingFs {
-    fn list(&self, dir: &str) -> std::io::Result<Vec<crate::fs::DirEntry>> {
-        self.inner.list(dir)
-    }
-    fn create_dir(&self, path: &str) -> std::io::Result<()> {
-        self.inner.create_dir(path)
-    }
-    fn status(&self, path: &str) -> std::io::Result<crate::fs::Status> {
-        self.inner.status(path)
-    }
-    fn folder_kind(&self, dir: &str) -> std::io::Result<crate::fs::EntryKind> {
-        let answer = self.inner.folder_kind(dir);
-        if dir == self.raced && answer.is_err() {
-            if self.as_file {
-                self.inner.write_new(dir, b"x", false)?;
-            } else {
-                self.inner.create_dir(dir)?;
-            }
-        }
-        answer
-    }
-    fn read(&self, path: &str, cap: u64) -> std::io::Result<crate::fs::ReadOutcome> {
-        self.inner.read(path, cap)
-    }
-    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-        self.inner.write_new(path, bytes, durable)
-    }
-    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn same_file(&self, a: &str, b: &str) -> std::io::Result<bool> {
-        self.inner.same_file(a, b)
-    }
-    fn sync_dir(&self, dir: &str) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn link_count(&self, path: &str) -> std::io::Result<u64> {
-        self.inner.link_count(path)
-    }
-    fn link(&self, from: &str, to: &str) -> std::io::Result<()> {
-        if self.refuse_links && from.contains("/.incoming/") {
-            return Err(std::io::ErrorKind::PermissionDenied.into());
-        }
-        self.inner.link(from, to)
-    }
-    fn remove_file(&self, path: &str) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-}
-
 /// `init` of claude and cursor while another process makes `To_Claude`.
 fn init_while_another_makes_to_claude(as_file: bool) -> Result<Vec<String>, QueueError> {
-    let q = Queue::new(RacingFs {
-        inner: crate::fs::mem_fs::MemFs::default(),
-        raced: "To_Claude",
-        as_file,
-        refuse_links: false,
-    });
+    use crate::fs::FileSystem;
+    let fs = crate::fs::mem_fs::MemFs::default();
+    let q = Queue::new(crate::hook_fs::HookFs::new(fs.clone()));
+    // Between the queue's look at it and its mkdir.
+    let another = move || {
+        let _ = match as_file {
+            true => fs.write_new("To_Claude", b"x", false),
+            false => fs.create_dir("To_Claude"),
+        };
+    };
+    let mkdir: crate::hook_fs::Matcher =
+        Box::new(|op, path, _| op == "create_dir" && path == "To_Claude");
+    q.fs.set_hook(crate::hook_fs::once_before(mkdir, another));
     let created = q.init(&["claude".into(), "cursor".into()])?;
     assert_eq!(q.agents().unwrap(), ["claude", "cursor"]);
     Ok(created)
@@ -827,14 +773,15 @@ fn a_name_too_long_for_a_claim_or_a_settle_blocks_nothing() {
 #[test]
 fn settles_where_hard_links_are_refused_rename_to_a_free_name() {
     use crate::fs::FileSystem;
-    let q = Queue::new(RacingFs {
-        inner: crate::fs::mem_fs::MemFs::default(),
-        raced: "",
-        as_file: false,
-        refuse_links: true,
+    let mem = crate::fs::mem_fs::MemFs::default();
+    let q = Queue::new(crate::hook_fs::HookFs::new(mem.clone()));
+    // As Linux refuses a hard link to another user's file.
+    q.fs.set_hook(|op, from, _| {
+        (op == "link" && from.contains("/.incoming/"))
+            .then(|| std::io::ErrorKind::PermissionDenied.into())
     });
     q.init(&["a".into(), "b".into()]).unwrap();
-    let fs = &q.fs.inner;
+    let fs = &mem;
     let message = python_message(5, "2026-01-01T00:00:00Z", "1");
     fs.write_new("To_B/x.json", message.as_bytes(), false)
         .unwrap();
@@ -867,73 +814,12 @@ fn settles_where_hard_links_are_refused_rename_to_a_free_name() {
     assert_eq!(q.recover().unwrap().finished_moves, 0);
 }
 
-/// The std file system, on which the mailbox folder `vanishing` is removed
-/// (by another process) just before it is listed: after the queue found it.
-struct VanishingMailboxFs {
-    inner: StdFs,
-    root: std::path::PathBuf,
-    vanishing: &'static str,
-}
-
-impl VanishingMailboxFs {
-    fn remove_before_listing(&self, dir: &str) {
-        if dir == self.vanishing {
-            let _ = std::fs::remove_dir_all(self.root.join(dir));
-        }
-    }
-}
-
-impl crate::fs::FileSystem for VanishingMailboxFs {
-    fn list(&self, dir: &str) -> std::io::Result<Vec<crate::fs::DirEntry>> {
-        self.remove_before_listing(dir);
-        self.inner.list(dir)
-    }
-    fn for_each_entry(
-        &self,
-        dir: &str,
-        each: &mut dyn FnMut(&str, crate::fs::EntryKind),
-    ) -> std::io::Result<()> {
-        self.remove_before_listing(dir);
-        self.inner.for_each_entry(dir, each)
-    }
-    fn create_dir(&self, path: &str) -> std::io::Result<()> {
-        self.inner.create_dir(path)
-    }
-    fn status(&self, path: &str) -> std::io::Result<crate::fs::Status> {
-        self.inner.status(path)
-    }
-    fn read(&self, path: &str, cap: u64) -> std::io::Result<crate::fs::ReadOutcome> {
-        self.inner.read(path, cap)
-    }
-    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-        self.inner.write_new(path, bytes, durable)
-    }
-    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn same_file(&self, a: &str, b: &str) -> std::io::Result<bool> {
-        self.inner.same_file(a, b)
-    }
-    fn sync_dir(&self, dir: &str) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn link_count(&self, path: &str) -> std::io::Result<u64> {
-        self.inner.link_count(path)
-    }
-    fn link(&self, from: &str, to: &str) -> std::io::Result<()> {
-        self.inner.link(from, to)
-    }
-    fn remove_file(&self, path: &str) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-}
-
 #[test]
 fn a_mailbox_removed_while_it_is_read_is_an_unknown_agent_not_an_io_error() {
     // Each operation finds To_B, which is then removed before its listing:
     // what a follower of every mailbox sees while a mailbox is removed, and
     // takes for the mailbox gone (an I/O error would stop it).
-    type Op = fn(&Queue<VanishingMailboxFs>) -> Result<(), QueueError>;
+    type Op = fn(&Queue<crate::hook_fs::HookFs<StdFs>>) -> Result<(), QueueError>;
     let ops: [(&str, Op); 5] = [
         ("receive", |q| q.receive("b", None, None).map(drop)),
         ("receive the first", |q| {
@@ -951,10 +837,16 @@ fn a_mailbox_removed_while_it_is_read_is_an_unknown_agent_not_an_io_error() {
     for (what, op) in ops {
         let (dir, setup_queue) = setup(&["a", "b"]);
         setup_queue.send(SendRequest::new("a", "b", "1")).unwrap();
-        let queue = Queue::new(VanishingMailboxFs {
-            inner: StdFs::new(dir.path().to_str().unwrap()),
-            root: dir.path().to_path_buf(),
-            vanishing: "To_B",
+        let queue = Queue::new(crate::hook_fs::HookFs::new(StdFs::new(
+            dir.path().to_str().unwrap(),
+        )));
+        let mailbox = dir.path().join("To_B");
+        // Removed by another process just before it is listed.
+        queue.fs.set_hook(move |op, path, _| {
+            if op == "list" && path == "To_B" {
+                let _ = std::fs::remove_dir_all(&mailbox);
+            }
+            None
         });
         match op(&queue) {
             Err(QueueError::UnknownAgent { name, known }) => {

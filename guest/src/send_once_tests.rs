@@ -23,10 +23,10 @@ fn request() -> SendRequest {
 
 /// A queue on `fs` with mailboxes a and b, and one on the same tree
 /// through a hook.
-fn queues(fs: &MemFs) -> (Queue<MemFs>, Queue<HookFs>) {
+fn queues(fs: &MemFs) -> (Queue<MemFs>, Queue<HookFs<MemFs>>) {
     let other = Queue::new(fs.clone());
     other.init(&["a".into(), "b".into()]).unwrap();
-    (other, Queue::new(HookFs::new(fs)))
+    (other, Queue::new(HookFs::new(fs.clone())))
 }
 
 /// Every copy of the message anywhere: waiting, claimed or archived (the
@@ -47,7 +47,7 @@ fn a_retry_while_the_first_sender_publishes_and_a_claim_publish_it_once() {
     // process retries the send (it finds the marker) and a consumer claims
     // what it finds: the first sender must not publish the message again.
     let mut raced = false;
-    *first.fs.hook.borrow_mut() = Some(Box::new(move |_, from, to| {
+    first.fs.set_hook(move |_, from, to| {
         if !raced && from.starts_with(".fmes/ids/") && to.starts_with("To_B/") {
             raced = true;
             let retried = other.send(request()).unwrap();
@@ -56,7 +56,7 @@ fn a_retry_while_the_first_sender_publishes_and_a_claim_publish_it_once() {
             assert_eq!(claimed.claimed[0].message.id, retried.id);
         }
         None
-    }));
+    });
     let sent = first.send(request()).unwrap();
     assert_eq!(sent.id, ID);
     let all = copies(&fs);
@@ -75,7 +75,7 @@ fn a_sender_stopped_while_writing_leaves_no_marker_its_retry_cannot_use() {
     let (other, first) = queues(&fs);
     // Stopped in the write of the message: only a part of it is on disk.
     let partial = fs.clone();
-    *first.fs.hook.borrow_mut() = Some(Box::new(move |op, path, _| {
+    first.fs.set_hook(move |op, path, _| {
         if op == "write" && path.starts_with(".fmes/ids/") {
             partial
                 .write_at(path, b"{\"id\": \"ord", partial.now())
@@ -83,7 +83,7 @@ fn a_sender_stopped_while_writing_leaves_no_marker_its_retry_cannot_use() {
             return stopped();
         }
         None
-    }));
+    });
     first.send(request()).unwrap_err();
     assert!(fs.status(&format!(".fmes/ids/{ID}")).is_err(), "no marker");
     let sent = other.send(request()).unwrap();
@@ -106,11 +106,11 @@ fn a_sender_stopped_while_writing_leaves_no_marker_its_retry_cannot_use() {
 fn send_stopped_before_publishing(now: SystemTime) -> (MemFs, Queue<MemFs>) {
     let fs = MemFs::new(now);
     let (other, first) = queues(&fs);
-    *first.fs.hook.borrow_mut() = Some(Box::new(|op, from, _| {
+    first.fs.set_hook(|op, from, _| {
         (op == "rename" && from.starts_with(".fmes/ids/"))
             .then(stopped)
             .flatten()
-    }));
+    });
     first.send(request()).unwrap_err();
     assert_eq!(other.peek("b").unwrap(), 0);
     (fs, other)

@@ -2,100 +2,16 @@
 //! killed process left half done, raced by a retry or a purge of the same
 //! letter at the exact instant that used to let `recover` bring it back.
 
-use std::cell::{Cell, RefCell};
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::fs::{DirEntry, FileSystem, ReadOutcome, Status};
+use crate::fs::FileSystem;
+use crate::hook_fs::{HookFs, Matcher, killed_at, once_before};
 use crate::{Options, Queue, QueueError, SendRequest, StdFs};
 
-/// Which operation on which paths (the second is the target of a rename or
-/// link, else empty).
-type Matcher = Box<dyn Fn(&str, &str, &str) -> bool>;
-/// What another process does, and before which operation.
-type Hook = (Matcher, Box<dyn FnOnce()>);
-
-/// `StdFs` with two faults: `hook` runs once, just before the first
-/// operation it matches (another process acting at that instant), and
-/// `kill` makes the first operation it matches and every later one fail
-/// (this process killed there).
-struct HookFs {
-    inner: StdFs,
-    hook: RefCell<Option<Hook>>,
-    kill: Option<Matcher>,
-    killed: Cell<bool>,
-}
-
-impl HookFs {
-    fn new(root: &Path) -> HookFs {
-        HookFs {
-            inner: StdFs::new(root.to_str().unwrap()),
-            hook: RefCell::new(None),
-            kill: None,
-            killed: Cell::new(false),
-        }
-    }
-
-    fn gate(&self, op: &str, a: &str, b: &str) -> io::Result<()> {
-        if self.killed.get() || self.kill.as_ref().is_some_and(|kill| kill(op, a, b)) {
-            self.killed.set(true);
-            return Err(io::Error::other("killed"));
-        }
-        let fire = matches!(&*self.hook.borrow(), Some((when, _)) if when(op, a, b));
-        if fire {
-            let (_, run) = self.hook.borrow_mut().take().unwrap();
-            run();
-        }
-        Ok(())
-    }
-}
-
-impl FileSystem for HookFs {
-    fn list(&self, dir: &str) -> io::Result<Vec<DirEntry>> {
-        self.gate("list", dir, "")?;
-        self.inner.list(dir)
-    }
-    fn create_dir(&self, path: &str) -> io::Result<()> {
-        self.gate("create_dir", path, "")?;
-        self.inner.create_dir(path)
-    }
-    fn status(&self, path: &str) -> io::Result<Status> {
-        self.gate("status", path, "")?;
-        self.inner.status(path)
-    }
-    fn read(&self, path: &str, cap: u64) -> io::Result<ReadOutcome> {
-        self.gate("read", path, "")?;
-        self.inner.read(path, cap)
-    }
-    fn write_new(&self, path: &str, bytes: &[u8], durable: bool) -> io::Result<()> {
-        self.gate("write", path, "")?;
-        self.inner.write_new(path, bytes, durable)
-    }
-    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.gate("rename", from, to)?;
-        self.inner.rename(from, to)
-    }
-    fn same_file(&self, a: &str, b: &str) -> io::Result<bool> {
-        self.gate("same_file", a, b)?;
-        self.inner.same_file(a, b)
-    }
-    fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        self.gate("sync", dir, "")?;
-        self.inner.sync_dir(dir)
-    }
-    fn link_count(&self, path: &str) -> io::Result<u64> {
-        self.gate("link_count", path, "")?;
-        self.inner.link_count(path)
-    }
-    fn link(&self, from: &str, to: &str) -> io::Result<()> {
-        self.gate("link", from, to)?;
-        self.inner.link(from, to)
-    }
-    fn remove_file(&self, path: &str) -> io::Result<()> {
-        self.gate("remove", path, "")?;
-        self.inner.remove_file(path)
-    }
+/// `StdFs` on `root`, with a hook to set.
+fn hooked(root: &Path) -> HookFs<StdFs> {
+    HookFs::new(StdFs::new(root.to_str().unwrap()))
 }
 
 const OPTIONS: Options = Options {
@@ -152,8 +68,8 @@ fn claim<F: FileSystem>(q: &Queue<F>, consumer: &str) -> String {
 /// A process that releases `file` claimed by `consumer` (past the delivery
 /// limit: it is dead-lettered) and is killed at `kill`.
 fn killed_release(root: &Path, consumer: &str, file: &str, kill: Kill) -> impl FnOnce() + 'static {
-    let mut fs = HookFs::new(root);
-    fs.kill = Some(kill_at(kill));
+    let fs = hooked(root);
+    fs.set_hook(killed_at(kill_at(kill)));
     let settler = Queue::with_options(fs, OPTIONS);
     let (consumer, file) = (consumer.to_string(), file.to_string());
     move || {
@@ -208,9 +124,9 @@ fn on_letter(file: &str) -> Matcher {
 fn retry_racing_a_killed_dead_letter_move(kill: Kill) {
     let (dir, file) = setup();
     let root = dir.path();
-    let mut fs = HookFs::new(root);
+    let fs = hooked(root);
     let settle = killed_release(root, "c1", &file, kill);
-    *fs.hook.get_mut() = Some((on_letter(&file), Box::new(settle)));
+    fs.set_hook(once_before(on_letter(&file), settle));
     let retrier = Queue::with_options(fs, OPTIONS);
     let retried = retrier.retry_dead_letter("coder", &file);
     // Killed before its link, the move had put no letter there to retry.
@@ -259,7 +175,7 @@ fn a_retry_racing_a_dead_letter_move_killed_before_its_link_leaves_one_copy() {
 fn purge_racing_a_killed_dead_letter_move(kill: Kill, one: bool) {
     let (dir, file) = setup();
     let root = dir.path();
-    let mut fs = HookFs::new(root);
+    let fs = hooked(root);
     let settle = killed_release(root, "c1", &file, kill);
     // A purge of all finds the letter by listing the folder.
     let when: Matcher = if one {
@@ -267,7 +183,7 @@ fn purge_racing_a_killed_dead_letter_move(kill: Kill, one: bool) {
     } else {
         Box::new(|op, a, _| op == "list" && a == DEAD)
     };
-    *fs.hook.get_mut() = Some((when, Box::new(settle)));
+    fs.set_hook(once_before(when, settle));
     let purger = Queue::with_options(fs, OPTIONS);
     let purged = purger.purge_dead_letters(Some("coder"), one.then_some(file.as_str()));
     let q = plain(root);
@@ -316,7 +232,7 @@ fn a_retry_that_takes_a_letter_moved_in_again_since_it_looked_leaves_one_copy() 
     // Dead first, by a release that finished.
     q.release("coder", "c1", &file).unwrap();
     let letter = format!("{DEAD}/{file}");
-    let mut fs = HookFs::new(root);
+    let fs = hooked(root);
     let root_path = root.to_path_buf();
     let (again_file, letter_path) = (file.clone(), letter.clone());
     let meanwhile = move || {
@@ -326,9 +242,9 @@ fn a_retry_that_takes_a_letter_moved_in_again_since_it_looked_leaves_one_copy() 
         killed_release(&root_path, "c2", &claimed, Kill::AfterNote)();
         assert!(root_path.join(&letter_path).exists(), "dead again");
     };
-    *fs.hook.get_mut() = Some((
+    fs.set_hook(once_before(
         Box::new(move |op, a, _| op == "rename" && a == letter),
-        Box::new(meanwhile),
+        meanwhile,
     ));
     let retrier = Queue::with_options(fs, OPTIONS);
     assert_eq!(retrier.retry_dead_letter("coder", &file).unwrap(), file);
@@ -405,8 +321,8 @@ fn an_ack_killed_anywhere_in_its_move_is_archived_once_by_recover() {
     ] {
         let (dir, file) = setup();
         let root = dir.path();
-        let mut fs = HookFs::new(root);
-        fs.kill = Some(kill);
+        let fs = hooked(root);
+        fs.set_hook(killed_at(kill));
         let acker = Queue::with_options(fs, OPTIONS);
         assert!(acker.ack("coder", "c1", &file).is_err(), "killed");
         plain(root).recover().unwrap();

@@ -39,6 +39,14 @@ fn of_kind<'a>(found: &'a [Value], kind: &str) -> Vec<&'a Value> {
     found.iter().filter(|f| f["kind"] == kind).collect()
 }
 
+/// The paths of the findings of one kind.
+fn paths_of_kind(found: &[Value], kind: &str) -> Vec<String> {
+    of_kind(found, kind)
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn set_age(path: &Path, age: Duration) {
     std::fs::File::options()
         .write(true)
@@ -210,12 +218,7 @@ fn names_fmes_cannot_use_and_strays_in_flight_are_reported() {
 
     let (code, found) = findings(&comm, &[]);
     assert_eq!(code, 1);
-    let paths = |kind: &str| -> Vec<String> {
-        of_kind(&found, kind)
-            .iter()
-            .map(|f| f["path"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let paths = |kind: &str| paths_of_kind(&found, kind);
     assert_eq!(paths("malformed"), ["To_B/\\xff.json"], "{found:?}");
     let malformed = &of_kind(&found, "malformed")[0];
     assert!(malformed["problem"].as_str().unwrap().contains("not UTF-8"));
@@ -289,12 +292,7 @@ fn interrupted_sends_and_unusable_id_markers_are_reported() {
 
     let (code, found) = findings(&comm, &[]);
     assert_eq!(code, 1);
-    let of = |kind: &str| -> Vec<String> {
-        of_kind(&found, kind)
-            .iter()
-            .map(|f| f["path"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let of = |kind: &str| paths_of_kind(&found, kind);
     assert_eq!(of("malformed"), [".fmes/ids/empty-one"], "{found:?}");
     assert_eq!(
         of("interrupted-send"),

@@ -639,3 +639,60 @@ fn errors_about_a_plugin_cannot_drive_the_terminal() {
         "{error:?}"
     );
 }
+
+/// A claim taken from the runner while its message is handled (its process
+/// was stopped past the lease, and a recovery returned it): the runner says
+/// so, goes on, and the message is handled again, not lost.
+#[test]
+fn a_claim_lost_while_handling_is_reported_and_the_runner_goes_on() {
+    let comm = TempComm::with_agents(&["planner", "worker"]);
+    send(&comm, r#""slow 1000""#);
+    let child = comm
+        .fmes()
+        .args(["--json", "agent", "run"])
+        .arg(plugin("fixture_tricks"))
+        .args(["--as", "worker", "--once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As soon as it is claimed (its handler then takes a second), it is
+    // put back in the mailbox, as a recovery would.
+    let inflight = comm.join("To_Worker/.inflight");
+    let claim = loop {
+        let found = std::fs::read_dir(&inflight)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .next();
+        if let Some(entry) = found {
+            break entry.file_name().into_string().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let stem = claim.split('~').next().unwrap();
+    std::fs::rename(
+        inflight.join(&claim),
+        comm.join(&format!("To_Worker/{stem}~1.json")),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let lines = outcomes(&output);
+    let handled: Vec<_> = lines.iter().map(|l| &l["outcome"]).collect();
+    assert_eq!(handled, ["claim-lost", "acknowledged"], "{lines:?}");
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("holds no claim"),
+        "{lines:?}"
+    );
+    assert!(
+        stderr(&output).contains(
+            "1 acknowledged, 0 failed (0 dead-lettered), 1 handled after their claim was lost"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(comm.open().peek("worker").unwrap(), 0);
+}

@@ -640,24 +640,25 @@ fn errors_about_a_plugin_cannot_drive_the_terminal() {
     );
 }
 
-/// A claim taken from the runner while its message is handled (its process
-/// was stopped past the lease, and a recovery returned it): the runner says
-/// so, goes on, and the message is handled again, not lost.
-#[test]
-fn a_claim_lost_while_handling_is_reported_and_the_runner_goes_on() {
+/// Runs `fmes [--json] agent run fixture_tricks --as worker --once` on one
+/// message whose handler takes a second, and takes its claim away as soon
+/// as it is made (put back in the mailbox, as a recovery would after the
+/// runner was stopped past the lease).
+fn run_losing_the_claim(json: bool) -> (TempComm, Output) {
     let comm = TempComm::with_agents(&["planner", "worker"]);
     send(&comm, r#""slow 1000""#);
-    let child = comm
-        .fmes()
-        .args(["--json", "agent", "run"])
+    let mut command = comm.fmes();
+    if json {
+        command.arg("--json");
+    }
+    let child = command
+        .args(["agent", "run"])
         .arg(plugin("fixture_tricks"))
         .args(["--as", "worker", "--once"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // As soon as it is claimed (its handler then takes a second), it is
-    // put back in the mailbox, as a recovery would.
     let inflight = comm.join("To_Worker/.inflight");
     let claim = loop {
         let found = std::fs::read_dir(&inflight)
@@ -677,6 +678,14 @@ fn a_claim_lost_while_handling_is_reported_and_the_runner_goes_on() {
     )
     .unwrap();
     let output = child.wait_with_output().unwrap();
+    (comm, output)
+}
+
+/// A claim lost while its message is handled: the runner says so, goes on,
+/// and the message is handled again, not lost.
+#[test]
+fn a_claim_lost_while_handling_is_reported_and_the_runner_goes_on() {
+    let (comm, output) = run_losing_the_claim(true);
     let lines = outcomes(&output);
     let handled: Vec<_> = lines.iter().map(|l| &l["outcome"]).collect();
     assert_eq!(handled, ["claim-lost", "acknowledged"], "{lines:?}");
@@ -695,4 +704,16 @@ fn a_claim_lost_while_handling_is_reported_and_the_runner_goes_on() {
         stderr(&output)
     );
     assert_eq!(comm.open().peek("worker").unwrap(), 0);
+
+    // As text: one line for each handling.
+    let (_, output) = run_losing_the_claim(false);
+    let text = success(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("but its claim was lost:")
+            && lines[0].ends_with("; it may be handled again"),
+        "{text}"
+    );
+    assert!(lines[1].ends_with(": acknowledged"), "{text}");
 }
